@@ -1,0 +1,208 @@
+import type { Socket } from 'node:net'
+import { CloseCode } from './protocol/constants.js'
+import { ProtocolError } from './protocol/errors.js'
+import { ReadyState, Session, type SessionIO } from './protocol/session.js'
+
+/** Limits and timers of one connection; all sizes in bytes, all times in milliseconds. */
+export interface ConnectionLimits {
+  maxPayload: number
+  closeTimeout: number
+  highWaterMark: number
+  maxBackpressure: number
+  idleTimeout: number
+}
+
+/** What the connection reports to the object the user holds. */
+export interface ConnectionListener {
+  onMessage (data: Buffer, isBinary: boolean): void
+  onPing (data: Buffer): void
+  onPong (data: Buffer): void
+  onError (error: ProtocolError): void
+  onDrain (): void
+  onClose (code: number, reason: string): void
+}
+
+/** Frames written while one chunk is handled, or in one tick, go out in one write up to this size. */
+const COALESCE_BYTES = 16 * 1024
+
+/** Why reading is paused: each reason is one bit. */
+export const PauseReason = {
+  /** The unsent backlog passed `highWaterMark`. */
+  Backpressure: 1,
+  /** Messages are queued until the application listens for them. */
+  NoListener: 2
+} as const
+
+/**
+ * Moves bytes between a TCP socket and a protocol Session, and owns what the
+ * sans-I/O core does not: batching of writes, flow control and timers.
+ *
+ * Writes queued while a chunk is being handled, or during one tick, leave in a
+ * single `socket.write` (coalesced up to 16 KiB, corked above). Reading pauses
+ * while the unsent backlog is over `highWaterMark` and resumes on `drain`.
+ */
+export class Connection implements SessionIO {
+  readonly socket: Socket
+  readonly session: Session
+  readonly limits: ConnectionLimits
+  private readonly listener: ConnectionListener
+  private pending: Buffer[] = []
+  private pendingBytes = 0
+  private flushScheduled = false
+  private receiving = false
+  private pausedBy = 0
+  private closeTimer: NodeJS.Timeout | null = null
+  /** Set by the heartbeat when a ping is out, cleared by any pong. */
+  awaitingPong = false
+
+  constructor (socket: Socket, listener: ConnectionListener, limits: ConnectionLimits) {
+    this.socket = socket
+    this.listener = listener
+    this.limits = limits
+    this.session = new Session(this, limits.maxPayload)
+    socket.setNoDelay(true)
+    socket.on('data', (chunk: Buffer) => this.receive(chunk))
+    socket.on('drain', () => this.drained())
+    socket.on('close', () => this.closed())
+    socket.on('error', () => { /* 'close' follows; ECONNRESET and the like need no answer */ })
+    if (limits.idleTimeout > 0) {
+      socket.setTimeout(limits.idleTimeout, () => this.close(CloseCode.GoingAway, 'idle timeout'))
+    }
+  }
+
+  /** Bytes queued but not yet handed to the kernel: ours plus the socket's. */
+  get bufferedAmount (): number {
+    return this.pendingBytes + this.socket.writableLength
+  }
+
+  receive (chunk: Buffer): void {
+    this.receiving = true
+    this.session.receive(chunk)
+    this.receiving = false
+    this.flush()
+  }
+
+  /**
+   * Sends one frame. Past `maxBackpressure` bytes of backlog the connection
+   * fails with 1008 instead. Returns false when the frame was not queued.
+   */
+  send (opcode: number, payload: Buffer, fin: boolean, rsv1: boolean): boolean {
+    if (this.bufferedAmount > this.limits.maxBackpressure) {
+      this.session.fail(new ProtocolError('WS_ERR_BACKPRESSURE', CloseCode.PolicyViolation,
+        `unsent backlog over maxBackpressure of ${this.limits.maxBackpressure} bytes`))
+      return false
+    }
+    return this.session.sendFrame(opcode, payload, fin, rsv1)
+  }
+
+  /** Starts the closing handshake; the TCP connection is destroyed if it has not ended `closeTimeout` ms later. */
+  close (code: number, reason?: string | Uint8Array): void {
+    this.session.close(code, reason)
+    this.startCloseTimer()
+  }
+
+  /** Destroys the TCP connection at once, without a close frame. */
+  terminate (): void {
+    this.socket.destroy()
+  }
+
+  pauseReading (reason: number): void {
+    if (this.pausedBy === 0) this.socket.pause()
+    this.pausedBy |= reason
+  }
+
+  resumeReading (reason: number): void {
+    if (this.pausedBy === 0) return
+    this.pausedBy &= ~reason
+    if (this.pausedBy === 0 && this.session.readyState !== ReadyState.CLOSED) this.socket.resume()
+  }
+
+  // SessionIO
+
+  write (header: Buffer, payload: Buffer): void {
+    this.pending.push(header)
+    this.pendingBytes += header.length
+    if (payload.length > 0) {
+      this.pending.push(payload)
+      this.pendingBytes += payload.length
+    }
+    if (!this.receiving && !this.flushScheduled) {
+      this.flushScheduled = true
+      process.nextTick(flushTick, this)
+    }
+  }
+
+  end (): void {
+    this.flush()
+    if (!this.socket.destroyed) this.socket.end()
+    this.startCloseTimer()
+  }
+
+  message (data: Buffer, isBinary: boolean): void {
+    this.listener.onMessage(data, isBinary)
+  }
+
+  ping (data: Buffer): void {
+    this.listener.onPing(data)
+  }
+
+  pong (data: Buffer): void {
+    this.awaitingPong = false
+    this.listener.onPong(data)
+  }
+
+  failed (error: ProtocolError): void {
+    this.listener.onError(error)
+  }
+
+  /** Writes what is queued: one write when small, corked writes otherwise. */
+  flush (): void {
+    this.flushScheduled = false
+    const pending = this.pending
+    if (pending.length === 0) return
+    const socket = this.socket
+    if (!socket.destroyed) {
+      if (pending.length === 1) {
+        socket.write(pending[0])
+      } else if (this.pendingBytes <= COALESCE_BYTES) {
+        socket.write(Buffer.concat(pending, this.pendingBytes))
+      } else {
+        socket.cork()
+        for (const chunk of pending) socket.write(chunk)
+        socket.uncork()
+      }
+    }
+    this.pending = []
+    this.pendingBytes = 0
+    if (socket.writableLength > this.limits.highWaterMark) this.pauseReading(PauseReason.Backpressure)
+  }
+
+  private drained (): void {
+    this.resumeReading(PauseReason.Backpressure)
+    this.listener.onDrain()
+  }
+
+  private startCloseTimer (): void {
+    if (this.closeTimer !== null || this.socket.destroyed) return
+    this.closeTimer = setTimeout(destroySocket, this.limits.closeTimeout, this.socket)
+    this.closeTimer.unref()
+  }
+
+  private closed (): void {
+    if (this.closeTimer !== null) clearTimeout(this.closeTimer)
+    this.closeTimer = null
+    this.pending = []
+    this.pendingBytes = 0
+    const session = this.session
+    session.transportClosed()
+    this.listener.onClose(session.closeCode, session.closeReason)
+  }
+}
+
+function flushTick (connection: Connection): void {
+  connection.flush()
+}
+
+function destroySocket (socket: Socket): void {
+  socket.destroy()
+}

@@ -1,0 +1,50 @@
+/**
+ * Errors this plugin throws at the application, each with a stable `code`
+ * (`FST_WS_*`, in the style of Fastify's own `FST_ERR_*`). Errors found on the
+ * wire are ProtocolErrors (`WS_ERR_*`, lib/protocol/errors.ts), which carry
+ * the close code instead.
+ */
+export class FastifyWebSocketError extends Error {
+  readonly code: string
+
+  constructor (code: string, message: string) {
+    super(message)
+    this.name = 'FastifyWebSocketError'
+    this.code = code
+  }
+}
+
+/** A `ws: true` route declared with a method other than GET (RFC 6455 §4.1: the handshake is a GET). */
+export function routeMethodError (method: string, url: string): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_ROUTE_METHOD', `WebSocket route ${method} ${url}: only GET routes may set ws: true`)
+}
+
+/** A `ws: true` route without a WebSocket handler. */
+export function routeHandlerError (url: string): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_ROUTE_HANDLER', `WebSocket route GET ${url}: wsHandler must be a function`)
+}
+
+/** A close code an application may not send (RFC 6455 §7.4.1, §7.4.2). */
+export function closeCodeError (code: unknown): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_INVALID_CLOSE_CODE', `invalid close code ${String(code)}: use 1000-1003, 1007-1014 or 3000-4999`)
+}
+
+/** A close reason over 123 bytes, or given without a code (RFC 6455 §5.5, §7.1.6). */
+export function closeReasonError (message: string): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_INVALID_CLOSE_REASON', message)
+}
+
+/** A ping or pong payload over 125 bytes (RFC 6455 §5.5). */
+export function controlPayloadError (): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_CONTROL_PAYLOAD_TOO_LONG', 'ping and pong payloads are at most 125 bytes')
+}
+
+/** `send()` given something other than a string, Buffer, ArrayBuffer or ArrayBufferView. */
+export function sendDataError (): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_INVALID_DATA', 'send() takes a string, a Buffer, an ArrayBuffer or a TypedArray/DataView')
+}
+
+/** A subprotocol chooser that returned a name the client did not offer (RFC 6455 §4.2.2). */
+export function protocolChoiceError (chosen: string): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_INVALID_PROTOCOL_CHOICE', `chosen subprotocol "${chosen}" was not offered by the client`)
+}

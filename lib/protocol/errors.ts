@@ -1,0 +1,34 @@
+import { CloseCode } from './constants.js'
+
+/**
+ * A violation found by the protocol core: carries a stable `code`
+ * (`WS_ERR_*`) and the close code the connection fails with
+ * (RFC 6455 §7.1.7 "Fail the WebSocket Connection").
+ */
+export class ProtocolError extends Error {
+  readonly code: string
+  readonly closeCode: number
+
+  constructor (code: string, closeCode: number, message: string) {
+    super(message)
+    this.name = 'ProtocolError'
+    this.code = code
+    this.closeCode = closeCode
+  }
+}
+
+/** 1002: the peer broke a framing or sequencing rule (RFC 6455 §7.4.1). */
+export function protocolError (code: string, message: string): ProtocolError {
+  return new ProtocolError(code, CloseCode.ProtocolError, message)
+}
+
+/** 1007: text or a close reason that is not UTF-8 (RFC 6455 §8.1). */
+export function invalidUtf8 (message: string): ProtocolError {
+  return new ProtocolError('WS_ERR_INVALID_UTF8', CloseCode.InvalidPayloadData, message)
+}
+
+/** 1009: a message over `maxPayload` (RFC 6455 §7.4.1, §10.4). */
+export function messageTooBig (limit: number): ProtocolError {
+  return new ProtocolError('WS_ERR_MESSAGE_TOO_BIG', CloseCode.MessageTooBig,
+    `message exceeds maxPayload of ${limit} bytes`)
+}

@@ -1,0 +1,152 @@
+import { createHash } from 'node:crypto'
+import { GUID } from './constants.js'
+
+/** The parts of an HTTP request the opening handshake looks at. */
+export interface HandshakeRequest {
+  method?: string
+  httpVersionMajor: number
+  httpVersionMinor: number
+  /** Header names in lower case, repeated headers joined with ', ' (as Node's IncomingMessage gives them). */
+  headers: Record<string, string | string[] | undefined>
+}
+
+/** An accepted handshake: what the 101 response needs. */
+export interface HandshakeAccept {
+  /** Sec-WebSocket-Accept: base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2). */
+  accept: string
+  /** Subprotocols the client offered, in its order of preference (§4.1, §11.3.4); [] when none. */
+  protocols: string[]
+}
+
+/** A refused handshake: an HTTP status, headers to send with it and a short plain-text reason. */
+export interface HandshakeRefusal {
+  status: number
+  headers: Record<string, string>
+  reason: string
+}
+
+/**
+ * Checks a client's opening handshake (RFC 6455 §4.2.1) and answers with what
+ * a 101 needs or with the refusal to send:
+ * - 405 with `Allow: GET` for a method other than GET;
+ * - 426 with `Sec-WebSocket-Version: 13` when the version is missing or not 13
+ *   (§4.2.2: "the server MUST abort the WebSocket handshake ... and instead send
+ *   an appropriate HTTP error code (such as 426 Upgrade Required) and a
+ *   |Sec-WebSocket-Version| header field indicating the version(s) the server
+ *   is capable of understanding");
+ * - 400 for the rest: HTTP older than 1.1, no Host, an `Upgrade` without the
+ *   `websocket` token, a `Connection` without the `Upgrade` token, a
+ *   `Sec-WebSocket-Key` that is not the base64 of 16 bytes (a repeated key
+ *   counts as not), a malformed `Sec-WebSocket-Protocol`.
+ * Every header is read once, in time linear in its length.
+ */
+export function validateHandshake (request: HandshakeRequest): HandshakeAccept | HandshakeRefusal {
+  if (request.method !== 'GET') {
+    return { status: 405, headers: { allow: 'GET' }, reason: 'WebSocket handshake must use GET' }
+  }
+  if (request.httpVersionMajor < 1 || (request.httpVersionMajor === 1 && request.httpVersionMinor < 1)) {
+    return badRequest('WebSocket handshake needs HTTP/1.1 or later')
+  }
+  const headers = request.headers
+  if (headerValue(headers.host) === '') return badRequest('missing Host header')
+  if (!hasToken(headerValue(headers.upgrade), 'websocket')) return badRequest('Upgrade header must include "websocket"')
+  if (!hasToken(headerValue(headers.connection), 'upgrade')) return badRequest('Connection header must include "Upgrade"')
+  if (headerValue(headers['sec-websocket-version']).trim() !== '13') {
+    return {
+      status: 426,
+      headers: { upgrade: 'websocket', 'sec-websocket-version': '13' },
+      reason: 'unsupported Sec-WebSocket-Version; this server speaks 13'
+    }
+  }
+  const key = headerValue(headers['sec-websocket-key']).trim()
+  if (!isValidKey(key)) return badRequest('Sec-WebSocket-Key must be the base64 of 16 bytes')
+  const protocols = parseTokenList(headerValue(headers['sec-websocket-protocol']))
+  if (protocols === null) return badRequest('malformed Sec-WebSocket-Protocol header')
+  return { accept: acceptKey(key), protocols }
+}
+
+/** Whether a handshake result is a refusal. */
+export function isRefusal (result: HandshakeAccept | HandshakeRefusal): result is HandshakeRefusal {
+  return 'status' in result
+}
+
+/** Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 §1.3, §4.2.2 step 5.4). */
+export function acceptKey (key: string): string {
+  return createHash('sha1').update(key + GUID).digest('base64')
+}
+
+/**
+ * The 101 response (RFC 6455 §4.2.2 step 5), with the chosen subprotocol and
+ * the negotiated extensions when there are any.
+ */
+export function switchingProtocols (accept: string, protocol?: string, extensions?: string): string {
+  let response = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    `Sec-WebSocket-Accept: ${accept}\r\n`
+  if (protocol !== undefined && protocol !== '') response += `Sec-WebSocket-Protocol: ${protocol}\r\n`
+  if (extensions !== undefined && extensions !== '') response += `Sec-WebSocket-Extensions: ${extensions}\r\n`
+  return response + '\r\n'
+}
+
+/**
+ * A complete HTTP/1.1 refusal with `Connection: close`, for answers written
+ * straight to a socket that has left the HTTP server.
+ */
+export function refusalResponse (refusal: HandshakeRefusal): string {
+  let response = `HTTP/1.1 ${refusal.status} ${STATUS_TEXT[refusal.status] ?? 'Error'}\r\n`
+  for (const [name, value] of Object.entries(refusal.headers)) response += `${name}: ${value}\r\n`
+  return response + 'Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n' +
+    `Content-Length: ${Buffer.byteLength(refusal.reason)}\r\n\r\n${refusal.reason}`
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  426: 'Upgrade Required',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable'
+}
+
+/** A token as RFC 7230 §3.2.6 defines it: visible ASCII but separators. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+/** The base64 of 16 bytes: 22 characters then "==" (RFC 4648 §4). */
+const KEY = /^[A-Za-z0-9+/]{22}==$/
+
+function isValidKey (key: string): boolean {
+  return key.length === 24 && KEY.test(key)
+}
+
+function badRequest (reason: string): HandshakeRefusal {
+  return { status: 400, headers: {}, reason }
+}
+
+function headerValue (value: string | string[] | undefined): string {
+  if (value === undefined) return ''
+  return typeof value === 'string' ? value : value.join(', ')
+}
+
+/** Whether a comma-separated header has `token`, compared case-insensitively. */
+function hasToken (value: string, token: string): boolean {
+  for (const part of value.split(',')) {
+    if (part.trim().toLowerCase() === token) return true
+  }
+  return false
+}
+
+/**
+ * Parses a comma-separated list of tokens (RFC 7230 §7, the form of
+ * Sec-WebSocket-Protocol in RFC 6455 §4.1): empty elements are skipped, and
+ * anything that is not a token makes the whole header malformed (null).
+ */
+export function parseTokenList (value: string): string[] | null {
+  const tokens: string[] = []
+  if (value === '') return tokens
+  for (const part of value.split(',')) {
+    const token = part.trim()
+    if (token === '') continue
+    if (!TOKEN.test(token)) return null
+    tokens.push(token)
+  }
+  return tokens
+}

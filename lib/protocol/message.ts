@@ -1,0 +1,143 @@
+import { isUtf8 } from 'node:buffer'
+import { Opcode } from './constants.js'
+import { parseClosePayload } from './close.js'
+import { invalidUtf8, messageTooBig, protocolError, ProtocolError } from './errors.js'
+import { isControl } from './frame.js'
+import type { FrameSink } from './parser.js'
+import { Utf8Validator } from './utf8.js'
+
+/** What a MessageReader delivers: whole messages and control frames, in wire order. */
+export interface MessageHandler {
+  message (data: Buffer, isBinary: boolean): void
+  ping (data: Buffer): void
+  pong (data: Buffer): void
+  /** A valid close frame; `code` is 1005 when it had no body (RFC 6455 §7.1.5). */
+  closeFrame (code: number, reason: string): void
+}
+
+/**
+ * Reassembles messages from frames (RFC 6455 §5.4) and checks the rules that
+ * span frames:
+ * - a continuation frame needs a message to continue, and a new Text or
+ *   Binary frame may not start inside a fragmented one (§5.4: "an endpoint
+ *   MUST NOT interleave" fragments of different messages): 1002;
+ * - control frames may come between fragments (§5.4) and are delivered at once;
+ * - text is checked as UTF-8 as it arrives and fails on the first bad piece
+ *   (§8.1): 1007;
+ * - a message over `maxPayload` bytes fails as soon as a header declares it,
+ *   before its payload arrives (§10.4): 1009.
+ *
+ * Memory for an incomplete message is one buffer holding its payload, at most
+ * twice the bytes received so far: fragment count costs nothing.
+ */
+export class MessageReader implements FrameSink {
+  /** Bytes of one reassembled message. */
+  maxPayload: number
+  private readonly handler: MessageHandler
+  /** Opcode of the current frame. */
+  private frameOpcode = 0
+  private frameFin = false
+  /** Text or Binary while a message is under way, 0 between messages. */
+  private messageOpcode = 0
+  /** Payload bytes of the message declared so far, current frame included. */
+  private messageLength = 0
+  /** Whether the current frame is the whole message, delivered without a copy when it comes in one piece. */
+  private single = false
+  private buffer: Buffer | null = null
+  private used = 0
+  private validator: Utf8Validator | null = null
+  /** A control frame's payload cut by a chunk boundary. */
+  private control: Buffer | null = null
+
+  constructor (handler: MessageHandler, maxPayload: number) {
+    this.handler = handler
+    this.maxPayload = maxPayload
+  }
+
+  frameStart (fin: boolean, rsv1: boolean, opcode: number, payloadLength: number): void {
+    this.frameOpcode = opcode
+    this.frameFin = fin
+    if (isControl(opcode)) {
+      if (rsv1) throw protocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 set on a control frame')
+      return
+    }
+    if (opcode === Opcode.Continuation) {
+      if (this.messageOpcode === 0) throw protocolError('WS_ERR_UNEXPECTED_CONTINUATION', 'continuation frame with no message to continue')
+      if (rsv1) throw protocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 set on a continuation frame')
+      this.single = false
+    } else {
+      if (this.messageOpcode !== 0) throw protocolError('WS_ERR_EXPECTED_CONTINUATION', 'new data frame inside a fragmented message')
+      this.messageOpcode = opcode
+      this.messageLength = 0
+      this.single = fin
+    }
+    this.messageLength += payloadLength
+    if (this.messageLength > this.maxPayload) throw messageTooBig(this.maxPayload)
+  }
+
+  framePayload (data: Buffer, frameEnd: boolean): void {
+    if (isControl(this.frameOpcode)) {
+      this.controlPayload(data, frameEnd)
+      return
+    }
+    const text = this.messageOpcode === Opcode.Text
+    const last = frameEnd && this.frameFin
+    if (this.single && last && this.used === 0) {
+      // The whole message in one piece: no copy.
+      if (text && !isUtf8(data)) throw invalidUtf8('text message is not valid UTF-8')
+      this.messageOpcode = 0
+      this.handler.message(data, !text)
+      return
+    }
+    if (text) {
+      if (this.validator === null) this.validator = new Utf8Validator()
+      if (!this.validator.push(data)) throw invalidUtf8('text message is not valid UTF-8')
+      if (last && !this.validator.end()) throw invalidUtf8('text message ends inside a UTF-8 sequence')
+    }
+    this.append(data)
+    if (!last) return
+    const message = (this.buffer as Buffer).subarray(0, this.used)
+    this.buffer = null
+    this.used = 0
+    this.messageOpcode = 0
+    this.handler.message(message, !text)
+  }
+
+  /** Copies `data` onto the message buffer, doubling its capacity as needed. */
+  private append (data: Buffer): void {
+    const needed = this.used + data.length
+    let buffer = this.buffer
+    if (buffer === null || buffer.length < needed) {
+      const grown = Buffer.allocUnsafe(Math.min(this.messageLength, Math.max(needed, (buffer?.length ?? 0) * 2, 256)))
+      if (buffer !== null) buffer.copy(grown, 0, 0, this.used)
+      this.buffer = buffer = grown
+    }
+    data.copy(buffer, this.used)
+    this.used = needed
+  }
+
+  private controlPayload (data: Buffer, frameEnd: boolean): void {
+    let payload = data
+    if (this.control !== null || !frameEnd) {
+      payload = this.control === null ? Buffer.from(data) : Buffer.concat([this.control, data])
+      if (!frameEnd) {
+        this.control = payload
+        return
+      }
+      this.control = null
+    }
+    switch (this.frameOpcode) {
+      case Opcode.Ping:
+        this.handler.ping(payload)
+        break
+      case Opcode.Pong:
+        this.handler.pong(payload)
+        break
+      default: {
+        const close = parseClosePayload(payload)
+        if (close instanceof ProtocolError) throw close
+        this.handler.closeFrame(close.code, close.reason)
+      }
+    }
+  }
+}

@@ -1,0 +1,266 @@
+import { EventEmitter } from 'node:events'
+import type { FastifyBaseLogger } from 'fastify'
+import { type Connection, type ConnectionListener, PauseReason } from './connection.js'
+import { closeCodeError, closeReasonError, controlPayloadError, sendDataError } from './errors.js'
+import { MAX_CLOSE_REASON, isValidWireCode } from './protocol/close.js'
+import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from './protocol/constants.js'
+import { ProtocolError } from './protocol/errors.js'
+import { ReadyState } from './protocol/session.js'
+
+/** Events of a WebSocket, with their arguments. */
+export interface WebSocketEvents {
+  /** A whole message: `data` holds its payload, UTF-8 text when `isBinary` is false. */
+  message: [data: Buffer, isBinary: boolean]
+  /** A ping from the peer; the pong has already been sent (RFC 6455 §5.5.2). */
+  ping: [data: Buffer]
+  pong: [data: Buffer]
+  /** The backlog that made `send()` return false has been written. */
+  drain: []
+  /**
+   * The TCP connection is closed. `code` and `reason` are the peer's close
+   * frame's; 1005 when it had no code, 1006 when no close frame came (RFC 6455 §7.1.5).
+   */
+  close: [code: number, reason: string]
+  /** The connection failed; `error.code` says why and `error.closeCode` what was sent. Never thrown when nothing listens. */
+  error: [error: ProtocolError]
+}
+
+/** What `send()` takes: a string goes as a text message, bytes as a binary one. */
+export type WebSocketData = string | Buffer | ArrayBuffer | ArrayBufferView
+
+/**
+ * The server side of one WebSocket connection, given to a `ws: true` route's
+ * handler. Messages that arrive before a `message` listener is attached (after
+ * an `await` in the handler, say) are queued and reading pauses until one is.
+ */
+export class WebSocket extends EventEmitter<WebSocketEvents> implements ConnectionListener {
+  static readonly CONNECTING = ReadyState.CONNECTING
+  static readonly OPEN = ReadyState.OPEN
+  static readonly CLOSING = ReadyState.CLOSING
+  static readonly CLOSED = ReadyState.CLOSED
+
+  /** The subprotocol the server chose (RFC 6455 §1.9), '' when none. */
+  readonly protocol: string
+  /** The extensions in effect, as sent in Sec-WebSocket-Extensions; '' when none. */
+  readonly extensions: string
+  private readonly log: FastifyBaseLogger
+  private readonly registry: Set<WebSocket>
+  private connection!: Connection
+  /** Messages waiting for a listener, as [data, isBinary] pairs; null when none. */
+  private queue: Array<[Buffer, boolean]> | null = null
+  private needDrain = false
+
+  /** @internal Created by the plugin once the 101 is written; `registry` holds the open sockets. */
+  constructor (protocol: string, extensions: string, log: FastifyBaseLogger, registry: Set<WebSocket>) {
+    super()
+    this.protocol = protocol
+    this.extensions = extensions
+    this.log = log
+    this.registry = registry
+    // 'newListener' is EventEmitter's own event, outside WebSocketEvents.
+    const emitter: EventEmitter = this
+    emitter.on('newListener', onNewListener)
+  }
+
+  /** @internal Binds the connection, once, right after construction. */
+  attach (connection: Connection): void {
+    this.connection = connection
+    this.registry.add(this)
+  }
+
+  /** @internal Feeds bytes that arrived with the handshake. */
+  receive (chunk: Buffer): void {
+    this.connection.receive(chunk)
+  }
+
+  /** 0 CONNECTING, 1 OPEN, 2 CLOSING, 3 CLOSED, as in the WHATWG WebSocket. */
+  get readyState (): ReadyState {
+    return this.connection.session.readyState
+  }
+
+  /** Bytes queued by `send()`, `ping()` and the protocol that the kernel has not taken yet. */
+  get bufferedAmount (): number {
+    return this.connection.bufferedAmount
+  }
+
+  /**
+   * Sends one message: a string as text, a Buffer, ArrayBuffer or view as
+   * binary. The bytes are not copied: do not change them after the call.
+   * Returns false when the backlog is over `highWaterMark` (wait for `drain`)
+   * or the socket is not OPEN (the message is dropped). Past
+   * `maxBackpressure` bytes of backlog the connection closes with 1008.
+   */
+  send (data: WebSocketData): boolean {
+    let payload: Buffer
+    let opcode: number = Opcode.Binary
+    if (typeof data === 'string') {
+      payload = Buffer.from(data, 'utf8')
+      opcode = Opcode.Text
+    } else {
+      payload = toBuffer(data)
+    }
+    if (this.connection.session.readyState !== ReadyState.OPEN) return false
+    this.connection.send(opcode, payload, true, false)
+    return this.writable()
+  }
+
+  /** Sends a ping with up to 125 bytes of application data (RFC 6455 §5.5.2). */
+  ping (data?: WebSocketData): boolean {
+    return this.control(Opcode.Ping, data)
+  }
+
+  /** Sends an unsolicited pong, a one-way heartbeat (RFC 6455 §5.5.3). */
+  pong (data?: WebSocketData): boolean {
+    return this.control(Opcode.Pong, data)
+  }
+
+  /**
+   * Starts the closing handshake (RFC 6455 §7.1.2). `code`: 1000-1003,
+   * 1007-1014 or 3000-4999; omitted, the close frame has no body (the peer
+   * sees 1005). `reason`: at most 123 bytes of UTF-8, only with a code.
+   * Throws FST_WS_INVALID_CLOSE_CODE or FST_WS_INVALID_CLOSE_REASON. The TCP
+   * connection is destroyed if the peer has not closed it `closeTimeout` ms later.
+   */
+  close (code?: number, reason?: string): void {
+    let body: Buffer | undefined
+    if (code === undefined) {
+      if (reason !== undefined && reason !== '') throw closeReasonError('a close reason needs a close code')
+      code = CloseCode.NoStatusReceived
+    } else {
+      if (!Number.isInteger(code) || !isValidWireCode(code)) throw closeCodeError(code)
+      body = Buffer.from(reason ?? '', 'utf8')
+      if (body.length > MAX_CLOSE_REASON) throw closeReasonError('a close reason is at most 123 bytes of UTF-8')
+    }
+    this.connection.close(code, body)
+  }
+
+  /** Destroys the TCP connection at once, with no closing handshake. */
+  terminate (): void {
+    this.connection.terminate()
+  }
+
+  /**
+   * @internal One heartbeat tick: terminates the connection if the pong to
+   * the previous ping has not come back, else sends a ping.
+   */
+  heartbeat (): void {
+    if (this.connection.awaitingPong) {
+      this.terminate()
+      return
+    }
+    this.connection.awaitingPong = true
+    this.ping()
+  }
+
+  /** @internal Fails the connection: 1011 for anything but a ProtocolError, logged once. */
+  fail (error: unknown): void {
+    this.connection.session.fail(error)
+  }
+
+  // ConnectionListener
+
+  /** @internal */
+  onMessage (data: Buffer, isBinary: boolean): void {
+    if (this.queue === null && this.listenerCount('message') > 0) {
+      this.emit('message', data, isBinary)
+      return
+    }
+    if (this.queue === null) this.queue = []
+    this.queue.push([data, isBinary])
+    this.connection.pauseReading(PauseReason.NoListener)
+  }
+
+  /** @internal */
+  onPing (data: Buffer): void {
+    this.emit('ping', data)
+  }
+
+  /** @internal */
+  onPong (data: Buffer): void {
+    this.emit('pong', data)
+  }
+
+  /** @internal */
+  onError (error: ProtocolError): void {
+    if (error.closeCode === CloseCode.InternalError) {
+      this.log.error({ err: error.cause ?? error }, 'WebSocket closed with 1011 after an error')
+    } else {
+      this.log.info({ code: error.code, closeCode: error.closeCode }, `WebSocket failed: ${error.message}`)
+    }
+    if (this.listenerCount('error') > 0) this.guard(() => this.emit('error', error))
+  }
+
+  /** @internal */
+  onDrain (): void {
+    if (!this.needDrain || !this.writable()) return
+    this.needDrain = false
+    this.guard(() => this.emit('drain'))
+  }
+
+  /** @internal */
+  onClose (code: number, reason: string): void {
+    this.registry.delete(this)
+    this.guard(() => this.emit('close', code, reason))
+  }
+
+  /** @internal Delivers queued messages to the listeners attached since. */
+  flushQueue (): void {
+    const queue = this.queue
+    if (queue === null) return
+    let delivered = 0
+    this.guard(() => {
+      while (delivered < queue.length && this.listenerCount('message') > 0) {
+        const [data, isBinary] = queue[delivered++]
+        this.emit('message', data, isBinary)
+      }
+    })
+    queue.splice(0, delivered)
+    if (queue.length > 0) return
+    this.queue = null
+    this.connection.resumeReading(PauseReason.NoListener)
+  }
+
+  private control (opcode: number, data: WebSocketData | undefined): boolean {
+    const payload = data === undefined ? EMPTY : typeof data === 'string' ? Buffer.from(data, 'utf8') : toBuffer(data)
+    if (payload.length > MAX_CONTROL_PAYLOAD) throw controlPayloadError()
+    if (this.connection.session.readyState !== ReadyState.OPEN) return false
+    this.connection.send(opcode, payload, true, false)
+    return this.writable()
+  }
+
+  private writable (): boolean {
+    if (this.connection.bufferedAmount <= this.connection.limits.highWaterMark) return true
+    this.needDrain = true
+    return false
+  }
+
+  /** Runs application code called from an event: a throw fails this connection (1011), nothing else. */
+  private guard (emit: () => void): void {
+    try {
+      emit()
+    } catch (error) {
+      if (this.connection.session.readyState === ReadyState.CLOSED) {
+        this.log.error({ err: error }, 'WebSocket event listener threw')
+      } else {
+        this.fail(error)
+      }
+    }
+  }
+}
+
+const EMPTY = Buffer.alloc(0)
+
+function onNewListener (this: WebSocket, event: string | symbol): void {
+  if (event === 'message') process.nextTick(flushQueue, this)
+}
+
+function flushQueue (socket: WebSocket): void {
+  socket.flushQueue()
+}
+
+function toBuffer (data: Exclude<WebSocketData, string>): Buffer {
+  if (Buffer.isBuffer(data)) return data
+  if (data instanceof ArrayBuffer) return Buffer.from(data)
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  throw sendDataError()
+}
