@@ -3,6 +3,7 @@
  * binary, on path `/`.
  *   PORT         TCP port (default 9001)
  *   MAX_PAYLOAD  bytes of one message (default: Fastify's bodyLimit, 1 MiB)
+ *   DEFLATE=1    accept permessage-deflate (RFC 7692)
  */
 import Fastify from 'fastify'
 import fastifyRfc6455 from 'fastify-rfc6455'
@@ -11,7 +12,7 @@ const port = Number(process.env.PORT ?? 9001)
 const maxPayload = process.env.MAX_PAYLOAD === undefined ? undefined : Number(process.env.MAX_PAYLOAD)
 
 const app = Fastify({ logger: process.env.LOG === '1' })
-await app.register(fastifyRfc6455, { maxPayload })
+await app.register(fastifyRfc6455, { maxPayload, perMessageDeflate: process.env.DEFLATE === '1' })
 app.get('/', { ws: true }, (socket) => {
   socket.on('message', (data, isBinary) => {
     socket.send(isBinary ? data : data.toString('utf8'))

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net'
 import { CloseCode } from './protocol/constants.js'
 import { ProtocolError } from './protocol/errors.js'
+import type { PerMessageDeflate } from './protocol/permessage-deflate.js'
 import { ReadyState, Session, type SessionIO } from './protocol/session.js'
 
 /** Limits and timers of one connection; all sizes in bytes, all times in milliseconds. */
@@ -30,7 +31,9 @@ export const PauseReason = {
   /** The unsent backlog passed `highWaterMark`. */
   Backpressure: 1,
   /** Messages are queued until the application listens for them. */
-  NoListener: 2
+  NoListener: 2,
+  /** A compressed message is being inflated. */
+  Inflating: 4
 } as const
 
 /**
@@ -55,11 +58,11 @@ export class Connection implements SessionIO {
   /** Set by the heartbeat when a ping is out, cleared by any pong. */
   awaitingPong = false
 
-  constructor (socket: Socket, listener: ConnectionListener, limits: ConnectionLimits) {
+  constructor (socket: Socket, listener: ConnectionListener, limits: ConnectionLimits, deflate: PerMessageDeflate | null) {
     this.socket = socket
     this.listener = listener
     this.limits = limits
-    this.session = new Session(this, limits.maxPayload)
+    this.session = new Session(this, limits.maxPayload, deflate)
     socket.setNoDelay(true)
     socket.on('data', (chunk: Buffer) => this.receive(chunk))
     socket.on('drain', () => this.drained())
@@ -83,16 +86,17 @@ export class Connection implements SessionIO {
   }
 
   /**
-   * Sends one frame. Past `maxBackpressure` bytes of backlog the connection
-   * fails with 1008 instead. Returns false when the frame was not queued.
+   * Sends one message, compressed when `compress` and permessage-deflate is
+   * on. Past `maxBackpressure` bytes of backlog the connection fails with 1008
+   * instead. Returns false when the message was not queued.
    */
-  send (opcode: number, payload: Buffer, fin: boolean, rsv1: boolean): boolean {
+  send (opcode: number, payload: Buffer, compress: boolean): boolean {
     if (this.bufferedAmount > this.limits.maxBackpressure) {
       this.session.fail(new ProtocolError('WS_ERR_BACKPRESSURE', CloseCode.PolicyViolation,
         `unsent backlog over maxBackpressure of ${this.limits.maxBackpressure} bytes`))
       return false
     }
-    return this.session.sendFrame(opcode, payload, fin, rsv1)
+    return this.session.sendMessage(opcode, payload, compress)
   }
 
   /** Starts the closing handshake; the TCP connection is destroyed if it has not ended `closeTimeout` ms later. */
@@ -130,6 +134,11 @@ export class Connection implements SessionIO {
       this.flushScheduled = true
       process.nextTick(flushTick, this)
     }
+  }
+
+  hold (on: boolean): void {
+    if (on) this.pauseReading(PauseReason.Inflating)
+    else this.resumeReading(PauseReason.Inflating)
   }
 
   end (): void {

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import type { ConnectionLimits } from './connection.js'
+import type { PerMessageDeflateOptions } from './protocol/permessage-deflate.js'
 
 /**
  * Chooses the subprotocol from those the client offered, in its order of
@@ -47,6 +48,12 @@ export interface WebSocketOptions {
    * (not from a browser) is allowed. Default: every origin.
    */
   origin?: string[] | OriginCheck
+  /**
+   * permessage-deflate (RFC 7692): true or options to accept it when a client
+   * offers it. Off by default: each compressing connection holds zlib contexts
+   * (see PerMessageDeflateOptions for their sizes).
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions
 }
 
 /** Options of `app.register(fastifyRfc6455, options)`. */
@@ -63,6 +70,8 @@ export interface FastifyRfc6455Options extends WebSocketOptions {
 export interface ResolvedOptions extends ConnectionLimits {
   protocols: WebSocketOptions['protocols']
   origin: WebSocketOptions['origin']
+  /** null when permessage-deflate is off. */
+  perMessageDeflate: PerMessageDeflateOptions | null
 }
 
 export const DEFAULTS = {
@@ -83,6 +92,7 @@ export function resolveOptions (plugin: WebSocketOptions, route: WebSocketOption
     maxBackpressure: merged.maxBackpressure ?? DEFAULTS.maxBackpressure,
     idleTimeout: merged.idleTimeout ?? DEFAULTS.idleTimeout,
     protocols: merged.protocols,
-    origin: merged.origin
+    origin: merged.origin,
+    perMessageDeflate: merged.perMessageDeflate === true ? {} : merged.perMessageDeflate || null
   }
 }

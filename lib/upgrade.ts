@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteGenericInterfa
 import { Connection } from './connection.js'
 import { protocolChoiceError } from './errors.js'
 import type { ResolvedOptions } from './options.js'
+import { negotiateDeflate, PerMessageDeflate } from './protocol/permessage-deflate.js'
 import {
   type HandshakeRefusal, isRefusal, refusalResponse, switchingProtocols, validateHandshake
 } from './protocol/handshake.js'
@@ -119,12 +120,17 @@ function accept (
     return
   }
   const protocol = chooseProtocol(options.protocols, handshake.protocols, request)
+  const negotiated = options.perMessageDeflate === null ? null : negotiateDeflate(handshake.extensions, options.perMessageDeflate)
+  const deflate = negotiated === null
+    ? null
+    : new PerMessageDeflate(negotiated.params, options.perMessageDeflate ?? {}, options.maxPayload)
+  const extensions = negotiated?.response ?? ''
   const socket = upgrade.socket
   reply.hijack()
   reply.raw.detachSocket(socket)
-  socket.write(switchingProtocols(handshake.accept, protocol))
-  const ws = new WebSocket(protocol ?? '', '', request.log, registry)
-  ws.attach(new Connection(socket, ws, options))
+  socket.write(switchingProtocols(handshake.accept, protocol, extensions))
+  const ws = new WebSocket(protocol ?? '', extensions, request.log, registry)
+  ws.attach(new Connection(socket, ws, options, deflate))
   try {
     const result = wsHandler.call(instance, ws, request)
     if (result !== undefined && typeof result.then === 'function') result.then(undefined, (error: unknown) => ws.fail(error))

@@ -28,6 +28,16 @@ export interface WebSocketEvents {
 /** What `send()` takes: a string goes as a text message, bytes as a binary one. */
 export type WebSocketData = string | Buffer | ArrayBuffer | ArrayBufferView
 
+/** Per-message options of `send()`. */
+export interface SendOptions {
+  /**
+   * With permessage-deflate negotiated: compress this message (true) or not
+   * (false), whatever its size. Default: compress when it is at least
+   * `threshold` bytes (RFC 7692).
+   */
+  compress?: boolean
+}
+
 /**
  * The server side of one WebSocket connection, given to a `ws: true` route's
  * handler. Messages that arrive before a `message` listener is attached (after
@@ -90,7 +100,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
    * or the socket is not OPEN (the message is dropped). Past
    * `maxBackpressure` bytes of backlog the connection closes with 1008.
    */
-  send (data: WebSocketData): boolean {
+  send (data: WebSocketData, options?: SendOptions): boolean {
     let payload: Buffer
     let opcode: number = Opcode.Binary
     if (typeof data === 'string') {
@@ -99,8 +109,11 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     } else {
       payload = toBuffer(data)
     }
-    if (this.connection.session.readyState !== ReadyState.OPEN) return false
-    this.connection.send(opcode, payload, true, false)
+    const session = this.connection.session
+    if (session.readyState !== ReadyState.OPEN) return false
+    const deflate = session.deflate
+    const compress = deflate !== null && (options?.compress ?? payload.length >= deflate.threshold)
+    this.connection.send(opcode, payload, compress)
     return this.writable()
   }
 
@@ -224,7 +237,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     const payload = data === undefined ? EMPTY : typeof data === 'string' ? Buffer.from(data, 'utf8') : toBuffer(data)
     if (payload.length > MAX_CONTROL_PAYLOAD) throw controlPayloadError()
     if (this.connection.session.readyState !== ReadyState.OPEN) return false
-    this.connection.send(opcode, payload, true, false)
+    this.connection.session.sendControl(opcode, payload)
     return this.writable()
   }
 

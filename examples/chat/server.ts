@@ -13,7 +13,7 @@ const page = await readFile(new URL('./index.html', import.meta.url), 'utf8')
 export async function buildChatApp (options: { logger?: boolean } = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: options.logger ?? false })
   const rooms = new Map<string, Set<WebSocket>>()
-  await app.register(fastifyRfc6455, { maxPayload: 64 * 1024 })
+  await app.register(fastifyRfc6455, { maxPayload: 64 * 1024, perMessageDeflate: true })
 
   app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').send(page))
 

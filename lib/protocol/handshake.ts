@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { GUID } from './constants.js'
+import { type ExtensionOffer, parseExtensions } from './extensions.js'
 
 /** The parts of an HTTP request the opening handshake looks at. */
 export interface HandshakeRequest {
@@ -16,6 +17,8 @@ export interface HandshakeAccept {
   accept: string
   /** Subprotocols the client offered, in its order of preference (§4.1, §11.3.4); [] when none. */
   protocols: string[]
+  /** Extensions the client offered, in its order of preference (§9.1); [] when none. */
+  extensions: ExtensionOffer[]
 }
 
 /** A refused handshake: an HTTP status, headers to send with it and a short plain-text reason. */
@@ -37,7 +40,8 @@ export interface HandshakeRefusal {
  * - 400 for the rest: HTTP older than 1.1, no Host, an `Upgrade` without the
  *   `websocket` token, a `Connection` without the `Upgrade` token, a
  *   `Sec-WebSocket-Key` that is not the base64 of 16 bytes (a repeated key
- *   counts as not), a malformed `Sec-WebSocket-Protocol`.
+ *   counts as not), a malformed `Sec-WebSocket-Protocol` or
+ *   `Sec-WebSocket-Extensions`.
  * Every header is read once, in time linear in its length.
  */
 export function validateHandshake (request: HandshakeRequest): HandshakeAccept | HandshakeRefusal {
@@ -62,7 +66,9 @@ export function validateHandshake (request: HandshakeRequest): HandshakeAccept |
   if (!isValidKey(key)) return badRequest('Sec-WebSocket-Key must be the base64 of 16 bytes')
   const protocols = parseTokenList(headerValue(headers['sec-websocket-protocol']))
   if (protocols === null) return badRequest('malformed Sec-WebSocket-Protocol header')
-  return { accept: acceptKey(key), protocols }
+  const extensions = parseExtensions(headerValue(headers['sec-websocket-extensions']))
+  if (extensions === null) return badRequest('malformed Sec-WebSocket-Extensions header')
+  return { accept: acceptKey(key), protocols, extensions }
 }
 
 /** Whether a handshake result is a refusal. */

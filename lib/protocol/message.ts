@@ -9,6 +9,8 @@ import { Utf8Validator } from './utf8.js'
 /** What a MessageReader delivers: whole messages and control frames, in wire order. */
 export interface MessageHandler {
   message (data: Buffer, isBinary: boolean): void
+  /** A whole message whose first frame had RSV1 set: its payload is still compressed (RFC 7692 §6.2). */
+  compressedMessage (data: Buffer, isBinary: boolean): void
   ping (data: Buffer): void
   pong (data: Buffer): void
   /** A valid close frame; `code` is 1005 when it had no body (RFC 6455 §7.1.5). */
@@ -43,6 +45,8 @@ export class MessageReader implements FrameSink {
   private messageLength = 0
   /** Whether the current frame is the whole message, delivered without a copy when it comes in one piece. */
   private single = false
+  /** Whether the current message's first frame had RSV1: compressed by permessage-deflate. */
+  private compressed = false
   private buffer: Buffer | null = null
   private used = 0
   private validator: Utf8Validator | null = null
@@ -70,6 +74,7 @@ export class MessageReader implements FrameSink {
       this.messageOpcode = opcode
       this.messageLength = 0
       this.single = fin
+      this.compressed = rsv1
     }
     this.messageLength += payloadLength
     if (this.messageLength > this.maxPayload) throw messageTooBig(this.maxPayload)
@@ -84,12 +89,10 @@ export class MessageReader implements FrameSink {
     const last = frameEnd && this.frameFin
     if (this.single && last && this.used === 0) {
       // The whole message in one piece: no copy.
-      if (text && !isUtf8(data)) throw invalidUtf8('text message is not valid UTF-8')
-      this.messageOpcode = 0
-      this.handler.message(data, !text)
+      this.deliver(data, text)
       return
     }
-    if (text) {
+    if (text && !this.compressed) {
       if (this.validator === null) this.validator = new Utf8Validator()
       if (!this.validator.push(data)) throw invalidUtf8('text message is not valid UTF-8')
       if (last && !this.validator.end()) throw invalidUtf8('text message ends inside a UTF-8 sequence')
@@ -99,8 +102,19 @@ export class MessageReader implements FrameSink {
     const message = (this.buffer as Buffer).subarray(0, this.used)
     this.buffer = null
     this.used = 0
+    this.deliver(message, text)
+  }
+
+  private deliver (data: Buffer, text: boolean): void {
     this.messageOpcode = 0
-    this.handler.message(message, !text)
+    if (this.compressed) {
+      this.handler.compressedMessage(data, !text)
+      return
+    }
+    // Text that came in pieces was validated as it came; a single piece is checked here.
+    if (text && this.validator === null && !isUtf8(data)) throw invalidUtf8('text message is not valid UTF-8')
+    this.validator = null
+    this.handler.message(data, !text)
   }
 
   /** Copies `data` onto the message buffer, doubling its capacity as needed. */

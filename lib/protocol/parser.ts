@@ -36,6 +36,9 @@ const MAX_HEADER = 14
 export class FrameParser {
   allowRsv1 = false
   private readonly sink: FrameSink
+  /** Set while the sink works on a message asynchronously (inflation): input is held, in order. */
+  private paused = false
+  private held: Buffer | null = null
   /** Payload bytes of the current frame still to come; -1 while reading a header. */
   private remaining = -1
   private maskOffset = 0
@@ -48,8 +51,15 @@ export class FrameParser {
     this.sink = sink
   }
 
-  /** Parses all of `chunk`. Throws the first ProtocolError found; the parser is then unusable. */
+  /**
+   * Parses all of `chunk`, or up to a pause. Throws the first ProtocolError
+   * found; the parser is then unusable.
+   */
   push (chunk: Buffer): void {
+    if (this.paused) {
+      this.held = this.held === null ? chunk : Buffer.concat([this.held, chunk])
+      return
+    }
     let pos = 0
     const length = chunk.length
     if (this.partialLength > 0) {
@@ -57,6 +67,10 @@ export class FrameParser {
       if (pos < 0) return
     }
     while (pos < length) {
+      if (this.paused) {
+        this.held = chunk.subarray(pos)
+        return
+      }
       if (this.remaining < 0) {
         const consumed = this.readHeader(chunk, pos, length)
         if (consumed === 0) {
@@ -80,6 +94,19 @@ export class FrameParser {
       if (frameEnd) this.remaining = -1
       this.sink.framePayload(piece, frameEnd)
     }
+  }
+
+  /** Stops parsing after the current frame; later input is held until `resume()`. */
+  pause (): void {
+    this.paused = true
+  }
+
+  /** Parses the input held since `pause()`. May throw like `push()`. */
+  resume (): void {
+    this.paused = false
+    const held = this.held
+    this.held = null
+    if (held !== null) this.push(held)
   }
 
   /**

@@ -1,9 +1,11 @@
+import { isUtf8 } from 'node:buffer'
 import { CloseCode, Opcode } from './constants.js'
 import { encodeClosePayload, MAX_CLOSE_REASON } from './close.js'
-import { ProtocolError } from './errors.js'
+import { invalidUtf8, ProtocolError } from './errors.js'
 import { encodeHeader } from './frame.js'
 import { type MessageHandler, MessageReader } from './message.js'
 import { FrameParser } from './parser.js'
+import type { PerMessageDeflate } from './permessage-deflate.js'
 
 /** readyState values, as the WHATWG WebSocket numbers them. */
 export const ReadyState = {
@@ -24,11 +26,20 @@ export interface SessionIO {
    * TCP connection first (RFC 6455 §7.1.1).
    */
   end (): void
+  /** Stop (true) or restart (false) reading from the peer while a message inflates. */
+  hold (on: boolean): void
   message (data: Buffer, isBinary: boolean): void
   ping (data: Buffer): void
   pong (data: Buffer): void
   /** The connection failed with `error`; a close frame carrying `error.closeCode` is queued. */
   failed (error: ProtocolError): void
+}
+
+/** A data or close frame waiting behind a compression, to keep the send order. */
+interface Outgoing {
+  opcode: number
+  payload: Buffer
+  compress: boolean
 }
 
 /**
@@ -53,6 +64,9 @@ export function toProtocolError (error: unknown): ProtocolError {
  * OPEN --close() or failure--> CLOSING (close sent) --peer's close--> end TCP
  * OPEN --peer's close--> echo it, CLOSING --> end TCP
  *
+ * With permessage-deflate (RFC 7692), inflation and compression run in
+ * zlib's thread pool; input is held while a message inflates and frames
+ * queue behind a compression, so messages keep their order both ways.
  * The layer above moves to CLOSED when the TCP connection is gone and owns
  * the timers (close timeout, idle timeout, heartbeat).
  */
@@ -64,16 +78,26 @@ export class Session implements MessageHandler {
   closeReason = ''
   readonly parser: FrameParser
   readonly reader: MessageReader
+  readonly deflate: PerMessageDeflate | null
   private readonly io: SessionIO
+  /** A close frame was queued or written: no more data frames (§5.5.1). */
   private closeSent = false
+  private closeWritten = false
   /** True once input is no longer read: a close frame was received or the connection failed. */
   private inputDone = false
+  /** Frames waiting for a compression to finish; null when nothing is compressing. */
+  private outgoing: Outgoing[] | null = null
 
-  /** `maxPayload`: bytes of one reassembled message; over it the connection fails with 1009. */
-  constructor (io: SessionIO, maxPayload: number) {
+  /**
+   * `maxPayload`: bytes of one reassembled (and inflated) message; over it the
+   * connection fails with 1009. `deflate`: the negotiated permessage-deflate, if any.
+   */
+  constructor (io: SessionIO, maxPayload: number, deflate: PerMessageDeflate | null = null) {
     this.io = io
+    this.deflate = deflate
     this.reader = new MessageReader(this, maxPayload)
     this.parser = new FrameParser(this.reader)
+    this.parser.allowRsv1 = deflate !== null
   }
 
   /** Feeds bytes read from the TCP connection. Never throws: errors fail the connection. */
@@ -87,59 +111,94 @@ export class Session implements MessageHandler {
   }
 
   /**
-   * Sends one frame unless a close frame was already sent ("the endpoint MUST
-   * NOT send any further data frames", §5.5.1). Returns false when dropped.
+   * Sends one unfragmented message; with permessage-deflate and `compress`,
+   * compressed (RSV1 set, RFC 7692 §6). Dropped, returning false, once a
+   * close frame was sent ("the endpoint MUST NOT send any further data
+   * frames", RFC 6455 §5.5.1).
    */
-  sendFrame (opcode: number, payload: Buffer, fin = true, rsv1 = false): boolean {
+  sendMessage (opcode: number, payload: Buffer, compress: boolean): boolean {
     if (this.closeSent) return false
-    this.io.write(encodeHeader(opcode, payload.length, { fin, rsv1 }), payload)
+    this.enqueue({ opcode, payload, compress: compress && this.deflate !== null })
+    return true
+  }
+
+  /** Sends a ping or a pong, after any message waiting to be compressed. */
+  sendControl (opcode: number, payload: Buffer): boolean {
+    if (this.closeSent) return false
+    this.enqueue({ opcode, payload, compress: false })
     return true
   }
 
   /**
    * Starts the closing handshake (§7.1.2) with a code valid on the wire and a
    * reason of at most 123 bytes, or 1005 for a close frame without a body.
-   * Does nothing once a close frame was sent.
+   * Messages sent before it go first. Does nothing once a close frame was sent.
    */
   close (code: number, reason: string | Uint8Array = ''): void {
     if (this.closeSent) return
     this.closeSent = true
     this.readyState = ReadyState.CLOSING
-    const body = encodeClosePayload(code, reason)
-    this.io.write(encodeHeader(Opcode.Close, body.length), body)
-    if (this.inputDone) this.io.end()
+    this.enqueue({ opcode: Opcode.Close, payload: encodeClosePayload(code, reason), compress: false })
   }
 
   /**
-   * Fails the connection (§7.1.7): queues a close frame carrying the error's
-   * close code unless one was sent, stops reading, and ends the TCP connection.
+   * Fails the connection (§7.1.7): drops what waits to be sent, sends a close
+   * frame carrying the error's close code unless one was written, stops
+   * reading, and ends the TCP connection.
    */
   fail (cause: unknown): void {
+    if (this.inputDone && this.closeWritten) return
     const error = toProtocolError(cause)
-    if (this.inputDone && this.closeSent) return
     this.inputDone = true
-    if (!this.closeSent) {
+    this.outgoing = null
+    if (!this.closeWritten) {
+      this.closeSent = true
+      this.readyState = ReadyState.CLOSING
       const reason = error.closeCode === CloseCode.InternalError ? '' : error.message
-      this.close(error.closeCode, Buffer.from(reason).subarray(0, MAX_CLOSE_REASON))
+      this.writeFrame(Opcode.Close, encodeClosePayload(error.closeCode, Buffer.from(reason).subarray(0, MAX_CLOSE_REASON)), false)
     }
     this.io.failed(error)
     this.io.end()
   }
 
-  /** The TCP connection is gone. */
+  /** The TCP connection is gone: nothing more is read or sent, zlib contexts are freed. */
   transportClosed (): void {
     this.readyState = ReadyState.CLOSED
     this.inputDone = true
     this.closeSent = true
+    this.closeWritten = true
+    this.outgoing = null
+    this.deflate?.close()
   }
 
   message (data: Buffer, isBinary: boolean): void {
     this.io.message(data, isBinary)
   }
 
+  /**
+   * A compressed message (RFC 7692 §7.2.2): parsing stops until it is
+   * inflated, so that nothing overtakes it, then resumes.
+   */
+  compressedMessage (data: Buffer, isBinary: boolean): void {
+    this.parser.pause()
+    this.io.hold(true)
+    ;(this.deflate as PerMessageDeflate).decompress(data, (error, inflated) => {
+      if (this.inputDone) return
+      try {
+        if (error !== null) throw error
+        if (!isBinary && !isUtf8(inflated)) throw invalidUtf8('text message is not valid UTF-8')
+        this.io.message(inflated, isBinary)
+        this.io.hold(false)
+        this.parser.resume()
+      } catch (failure) {
+        this.fail(failure)
+      }
+    })
+  }
+
   /** "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in response" with the same data (§5.5.2). */
   ping (data: Buffer): void {
-    this.sendFrame(Opcode.Pong, data)
+    this.sendControl(Opcode.Pong, data)
     this.io.ping(data)
   }
 
@@ -159,6 +218,45 @@ export class Session implements MessageHandler {
     this.closeCode = code
     this.closeReason = reason
     if (!this.closeSent) this.close(code)
-    else this.io.end()
+    else if (this.closeWritten) this.io.end()
+  }
+
+  private enqueue (frame: Outgoing): void {
+    if (this.outgoing !== null) {
+      this.outgoing.push(frame)
+      return
+    }
+    if (frame.compress) this.compress(frame.opcode, frame.payload)
+    else this.writeFrame(frame.opcode, frame.payload, false)
+  }
+
+  private compress (opcode: number, payload: Buffer): void {
+    this.outgoing = []
+    ;(this.deflate as PerMessageDeflate).compress(payload, (error, compressed) => {
+      const waiting = this.outgoing
+      if (waiting === null) return
+      if (error !== null) {
+        this.fail(error)
+        return
+      }
+      this.outgoing = null
+      this.writeFrame(opcode, compressed, true)
+      for (let i = 0; i < waiting.length; i++) {
+        this.enqueue(waiting[i])
+        // A compression started by that frame makes the rest wait behind it.
+        const queue = this.outgoing as Outgoing[] | null
+        if (queue !== null) {
+          queue.push(...waiting.slice(i + 1))
+          return
+        }
+      }
+    })
+  }
+
+  private writeFrame (opcode: number, payload: Buffer, rsv1: boolean): void {
+    this.io.write(encodeHeader(opcode, payload.length, { rsv1 }), payload)
+    if (opcode !== Opcode.Close) return
+    this.closeWritten = true
+    if (this.inputDone) this.io.end()
   }
 }

@@ -1,0 +1,269 @@
+import {
+  constants, createDeflateRaw, createInflateRaw, type DeflateRaw, type InflateRaw
+} from 'node:zlib'
+import { CloseCode } from './constants.js'
+import { messageTooBig, ProtocolError } from './errors.js'
+import type { ExtensionOffer } from './extensions.js'
+
+/** Options of permessage-deflate (RFC 7692); sizes in bytes. */
+export interface PerMessageDeflateOptions {
+  /** Messages shorter than this many bytes are sent uncompressed; `send(data, { compress })` overrides it. Default 1024. */
+  threshold?: number
+  /**
+   * Always reset the compressor after each message (and say so with
+   * server_no_context_takeover, RFC 7692 §7.1.1.1): a worse ratio, but the
+   * compressor's memory is freed between messages. Default false.
+   */
+  serverNoContextTakeover?: boolean
+  /** Ask the client to reset its compressor after each message (client_no_context_takeover, §7.1.1.2). Default false. */
+  clientNoContextTakeover?: boolean
+  /**
+   * Largest LZ77 window of the server's compressor, 8-15 bits (§7.1.2.1):
+   * smaller costs less memory and compresses less. Default 15.
+   */
+  serverMaxWindowBits?: number
+  /**
+   * Largest window to ask of a client that offers client_max_window_bits
+   * (§7.1.2.2), 8-15 bits; the server's decompressor then needs only that
+   * much. Default 15.
+   */
+  clientMaxWindowBits?: number
+  /** zlib memLevel of the compressor, 1-9: memory is 2^(memLevel+9) bytes. Default 8. */
+  memLevel?: number
+  /** zlib compression level, 0-9. Default 1 (fastest). */
+  level?: number
+}
+
+/** Parameters agreed for one connection (RFC 7692 §7.1). */
+export interface DeflateParams {
+  serverNoContextTakeover: boolean
+  clientNoContextTakeover: boolean
+  serverMaxWindowBits: number
+  clientMaxWindowBits: number
+}
+
+/** The extension token (RFC 7692 §7). */
+export const EXTENSION_NAME = 'permessage-deflate'
+/** The sync-flush marker removed from each compressed message and added back before inflating (§7.2.1, §7.2.2). */
+const TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff])
+
+/**
+ * Picks the first acceptable permessage-deflate offer (RFC 7692 §5.1, §7.1)
+ * and builds the response's extension value. An offer with an unknown
+ * parameter, a repeated one or an invalid value is declined, and the next one
+ * considered; null when none is acceptable (the connection goes on
+ * uncompressed).
+ * - server_no_context_takeover offered, or forced by the options: echoed;
+ * - client_no_context_takeover offered or asked by the options: sent;
+ * - server_max_window_bits=N offered: answered with min(N, option);
+ * - client_max_window_bits offered (with or without a value): answered with a
+ *   value only when the server wants a window smaller than 15 or than the
+ *   offered value; never sent when not offered (§7.1.2.2).
+ */
+export function negotiateDeflate (offers: ExtensionOffer[], options: PerMessageDeflateOptions): { params: DeflateParams, response: string } | null {
+  for (const offer of offers) {
+    if (offer.name !== EXTENSION_NAME) continue
+    const offered = readOffer(offer)
+    if (offered === null) continue
+    const serverNoContextTakeover = offered.serverNoContextTakeover || options.serverNoContextTakeover === true
+    const clientNoContextTakeover = offered.clientNoContextTakeover || options.clientNoContextTakeover === true
+    const serverMaxWindowBits = Math.min(offered.serverMaxWindowBits ?? 15, options.serverMaxWindowBits ?? 15)
+    let clientMaxWindowBits = 15
+    let response = EXTENSION_NAME
+    if (serverNoContextTakeover) response += '; server_no_context_takeover'
+    if (clientNoContextTakeover) response += '; client_no_context_takeover'
+    if (offered.serverMaxWindowBits !== undefined) response += `; server_max_window_bits=${serverMaxWindowBits}`
+    if (offered.clientMaxWindowBits !== undefined) {
+      const limit = offered.clientMaxWindowBits === true ? 15 : offered.clientMaxWindowBits
+      clientMaxWindowBits = Math.min(limit, options.clientMaxWindowBits ?? 15)
+      if (clientMaxWindowBits < 15 || offered.clientMaxWindowBits !== true) response += `; client_max_window_bits=${clientMaxWindowBits}`
+    }
+    return {
+      params: { serverNoContextTakeover, clientNoContextTakeover, serverMaxWindowBits, clientMaxWindowBits },
+      response
+    }
+  }
+  return null
+}
+
+interface Offered {
+  serverNoContextTakeover: boolean
+  clientNoContextTakeover: boolean
+  serverMaxWindowBits?: number
+  clientMaxWindowBits?: number | true
+}
+
+/** The parameters of one offer, or null when the offer must be declined (§7.1). */
+function readOffer (offer: ExtensionOffer): Offered | null {
+  const result: Offered = { serverNoContextTakeover: false, clientNoContextTakeover: false }
+  const seen = new Set<string>()
+  for (const [name, value] of offer.params) {
+    if (seen.has(name)) return null
+    seen.add(name)
+    switch (name) {
+      case 'server_no_context_takeover':
+        if (value !== true) return null
+        result.serverNoContextTakeover = true
+        break
+      case 'client_no_context_takeover':
+        if (value !== true) return null
+        result.clientNoContextTakeover = true
+        break
+      case 'server_max_window_bits': {
+        const bits = windowBits(value)
+        if (bits === null) return null
+        result.serverMaxWindowBits = bits
+        break
+      }
+      case 'client_max_window_bits': {
+        if (value === true) {
+          result.clientMaxWindowBits = true
+          break
+        }
+        const bits = windowBits(value)
+        if (bits === null) return null
+        result.clientMaxWindowBits = bits
+        break
+      }
+      default:
+        return null
+    }
+  }
+  return result
+}
+
+/** A window size value: a decimal 8-15 without leading zeros (§7.1.2.1). */
+function windowBits (value: string | true): number | null {
+  if (value === true || !/^(?:[89]|1[0-5])$/.test(value)) return null
+  return Number(value)
+}
+
+type Callback = (error: ProtocolError | null, data: Buffer) => void
+
+const EMPTY = Buffer.alloc(0)
+
+/**
+ * The compressor and decompressor of one connection (RFC 7692 §6, §7.2),
+ * through node:zlib. Each zlib context is created on the first message that
+ * needs it; with no context takeover in that direction it is freed after
+ * each message, so an idle connection holds none. One operation runs at a
+ * time in each direction: the Session queues the rest, which keeps order.
+ *
+ * Memory, from zlib's own formulas: the decompressor 2^clientMaxWindowBits
+ * bytes plus about 7 KiB (32 KiB + 7 KiB at 15 bits); the compressor
+ * 2^(serverMaxWindowBits+2) + 2^(memLevel+9) bytes plus about 6 KiB
+ * (128 KiB + 128 KiB + 6 KiB at 15 bits and memLevel 8).
+ */
+export class PerMessageDeflate {
+  readonly params: DeflateParams
+  readonly threshold: number
+  private readonly maxPayload: number
+  private readonly memLevel: number
+  private readonly level: number
+  private deflate: DeflateRaw | null = null
+  private inflate: InflateRaw | null = null
+
+  /** `maxPayload`: bytes of one inflated message; past it inflation stops and the connection fails with 1009. */
+  constructor (params: DeflateParams, options: PerMessageDeflateOptions, maxPayload: number) {
+    this.params = params
+    this.threshold = options.threshold ?? 1024
+    this.memLevel = options.memLevel ?? 8
+    this.level = options.level ?? 1
+    this.maxPayload = maxPayload
+  }
+
+  /**
+   * Compresses one message's payload (§7.2.1): raw DEFLATE, flushed with
+   * Z_SYNC_FLUSH, the trailing 00 00 ff ff removed.
+   */
+  compress (data: Buffer, callback: Callback): void {
+    const deflate = this.deflate ??= createDeflateRaw({
+      windowBits: this.params.serverMaxWindowBits,
+      memLevel: this.memLevel,
+      level: this.level
+    }).on('error', ignore)
+    const chunks: Buffer[] = []
+    let length = 0
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk)
+      length += chunk.length
+    }
+    const onError = (error: Error): void => {
+      deflate.removeListener('data', onData)
+      this.freeDeflate()
+      callback(new ProtocolError('WS_ERR_INTERNAL', CloseCode.InternalError, `compression failed: ${error.message}`), EMPTY)
+    }
+    deflate.on('data', onData)
+    deflate.once('error', onError)
+    deflate.write(data)
+    deflate.flush(constants.Z_SYNC_FLUSH, () => {
+      deflate.removeListener('data', onData)
+      deflate.removeListener('error', onError)
+      if (this.deflate !== deflate) return
+      if (this.params.serverNoContextTakeover) this.freeDeflate()
+      const output = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, length)
+      callback(null, output.subarray(0, endsWithTrailer(output) ? output.length - 4 : output.length))
+    })
+  }
+
+  /**
+   * Inflates one message's payload (§7.2.2) with the trailer added back.
+   * Inflation stops as soon as the output passes `maxPayload` bytes (1009);
+   * data that does not inflate fails with 1007.
+   */
+  decompress (data: Buffer, callback: Callback): void {
+    const inflate = this.inflate ??= createInflateRaw({ windowBits: this.params.clientMaxWindowBits }).on('error', ignore)
+    const chunks: Buffer[] = []
+    let length = 0
+    let failed = false
+    const stop = (error: ProtocolError): void => {
+      failed = true
+      inflate.removeListener('data', onData)
+      this.freeInflate()
+      callback(error, EMPTY)
+    }
+    const onData = (chunk: Buffer): void => {
+      length += chunk.length
+      if (length > this.maxPayload) stop(messageTooBig(this.maxPayload))
+      else chunks.push(chunk)
+    }
+    const onError = (error: Error): void => {
+      if (!failed) stop(new ProtocolError('WS_ERR_INVALID_COMPRESSED_DATA', CloseCode.InvalidPayloadData, `invalid compressed data: ${error.message}`))
+    }
+    inflate.on('data', onData)
+    inflate.once('error', onError)
+    inflate.write(data)
+    inflate.write(TRAILER)
+    inflate.flush(() => {
+      if (failed) return
+      inflate.removeListener('data', onData)
+      inflate.removeListener('error', onError)
+      if (this.params.clientNoContextTakeover) this.freeInflate()
+      callback(null, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, length))
+    })
+  }
+
+  /** Frees both zlib contexts; later calls create new ones. */
+  close (): void {
+    this.freeDeflate()
+    this.freeInflate()
+  }
+
+  private freeDeflate (): void {
+    this.deflate?.close()
+    this.deflate = null
+  }
+
+  private freeInflate (): void {
+    this.inflate?.close()
+    this.inflate = null
+  }
+}
+
+function endsWithTrailer (data: Buffer): boolean {
+  const n = data.length
+  return n >= 4 && data[n - 4] === 0x00 && data[n - 3] === 0x00 && data[n - 2] === 0xff && data[n - 1] === 0xff
+}
+
+/** Each zlib stream keeps this listener so that a late error never goes unheard (and never crashes the process). */
+function ignore (): void {}
