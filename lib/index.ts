@@ -1,7 +1,6 @@
 import type {
   ContextConfigDefault, FastifyBaseLogger, FastifySchema, FastifyTypeProvider, FastifyTypeProviderDefault,
-  RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase, RawServerDefault, RouteGenericInterface,
-  RouteOptions
+  RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase, RawServerDefault, RouteGenericInterface
 } from 'fastify'
 import fp from 'fastify-plugin'
 import type { WebSocketOptions } from './options.js'
@@ -41,6 +40,7 @@ declare module 'fastify' {
       opts: Omit<RouteOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger>, 'handler' | 'ws' | 'wsHandler'> & {
         ws: true | WebSocketOptions
         handler: WebSocketHandler<RouteGeneric>
+        wsHandler?: undefined
       }
     ): FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>
   }
