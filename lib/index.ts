@@ -1,6 +1,7 @@
 import type {
   ContextConfigDefault, FastifyBaseLogger, FastifySchema, FastifyTypeProvider, FastifyTypeProviderDefault,
-  RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase, RawServerDefault, RouteGenericInterface
+  RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase, RawServerDefault, RouteGenericInterface,
+  RouteOptions as FastifyRouteOptions
 } from 'fastify'
 import fp from 'fastify-plugin'
 import type { WebSocketOptions } from './options.js'
@@ -37,7 +38,7 @@ declare module 'fastify' {
     /** `route()` with `ws: true` and no `wsHandler`: `handler` takes the WebSocket. */
     route<RouteGeneric extends RouteGenericInterface = RouteGenericInterface, ContextConfig = ContextConfigDefault,
       const SchemaCompiler extends FastifySchema = FastifySchema>(
-      opts: Omit<RouteOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger>, 'handler' | 'ws' | 'wsHandler'> & {
+      opts: Omit<FastifyRouteOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger>, 'handler' | 'ws' | 'wsHandler'> & {
         ws: true | WebSocketOptions
         handler: WebSocketHandler<RouteGeneric>
         wsHandler?: undefined

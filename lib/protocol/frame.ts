@@ -23,6 +23,8 @@ export interface EncodeOptions {
 
 const EMPTY = Buffer.alloc(0)
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
+/** Below this many bytes a byte loop beats creating a 32-bit view. */
+const WORD_LOOP_MIN = 64
 
 /** True for Close, Ping, Pong and the reserved control opcodes 0xB-0xF (§5.5). */
 export function isControl (opcode: number): boolean {
@@ -76,22 +78,23 @@ export function encodeFrame (opcode: number, payload: Uint8Array = EMPTY, option
  * XORs `data` in place with the 4-byte masking key (RFC 6455 §5.3).
  * `maskOffset` is the index into the key of `data[0]`, for payloads that
  * arrive in pieces: piece n starts at (bytes before it) mod 4.
- * Works on 32-bit words over the aligned middle of `data`.
+ * Works on 32-bit words over the aligned middle of `data` when it is long
+ * enough for that to pay.
  */
 export function applyMask (data: Uint8Array, mask: Uint8Array, maskOffset: number): void {
   const length = data.length
   let i = 0
-  // Bytes before the first 4-byte aligned address.
-  const head = Math.min(length, (4 - (data.byteOffset & 3)) & 3)
-  for (; i < head; i++) data[i] ^= mask[(maskOffset + i) & 3]
-  const words = (length - i) >>> 2
-  if (words > 0) {
+  if (length >= WORD_LOOP_MIN) {
+    // Bytes before the first 4-byte aligned address, then whole words.
+    const head = (4 - (data.byteOffset & 3)) & 3
+    for (; i < head; i++) data[i] ^= mask[(maskOffset + i) & 3]
     const k = maskOffset + i
     const b0 = mask[k & 3]; const b1 = mask[(k + 1) & 3]; const b2 = mask[(k + 2) & 3]; const b3 = mask[(k + 3) & 3]
     // The key, starting at key index k, as the host reads a 32-bit word.
     const word = (LITTLE_ENDIAN
       ? b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
       : (b0 << 24) | (b1 << 16) | (b2 << 8) | b3) >>> 0
+    const words = (length - i) >>> 2
     const view = new Uint32Array(data.buffer, data.byteOffset + i, words)
     for (let w = 0; w < words; w++) view[w] ^= word
     i += words << 2

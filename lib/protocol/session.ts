@@ -118,7 +118,8 @@ export class Session implements MessageHandler {
    */
   sendMessage (opcode: number, payload: Buffer, compress: boolean): boolean {
     if (this.closeSent) return false
-    this.enqueue({ opcode, payload, compress: compress && this.deflate !== null })
+    if (this.outgoing === null && !compress) this.writeFrame(opcode, payload, false)
+    else this.enqueue({ opcode, payload, compress: compress && this.deflate !== null })
     return true
   }
 
