@@ -23,6 +23,8 @@ export interface ConnectionListener {
   onClose (code: number, reason: string): void
 }
 
+const EMPTY = Buffer.alloc(0)
+
 /** Frames written while one chunk is handled, or in one tick, go out in one write up to this size. */
 const COALESCE_BYTES = 16 * 1024
 
@@ -54,6 +56,8 @@ export class Connection implements SessionIO {
   private flushScheduled = false
   private receiving = false
   private pausedBy = 0
+  /** An empty write is queued behind the backlog; its callback means the backlog was written. */
+  private drainWatch = false
   private closeTimer: NodeJS.Timeout | null = null
   /** Set by the heartbeat when a ping is out, cleared by any pong. */
   awaitingPong = false
@@ -65,7 +69,8 @@ export class Connection implements SessionIO {
     this.session = new Session(this, limits.maxPayload, deflate)
     socket.setNoDelay(true)
     socket.on('data', (chunk: Buffer) => this.receive(chunk))
-    socket.on('drain', () => this.drained())
+    // The peer ended its side without a close frame: none can follow, so end ours (RFC 6455 §7.1.5: 1006).
+    socket.on('end', () => this.end())
     socket.on('close', () => this.closed())
     socket.on('error', () => { /* 'close' follows; ECONNRESET and the like need no answer */ })
     if (limits.idleTimeout > 0) {
@@ -143,7 +148,7 @@ export class Connection implements SessionIO {
 
   end (): void {
     this.flush()
-    if (!this.socket.destroyed) this.socket.end()
+    if (this.socket.writable) this.socket.end()
     this.startCloseTimer()
   }
 
@@ -170,7 +175,7 @@ export class Connection implements SessionIO {
     const pending = this.pending
     if (pending.length === 0) return
     const socket = this.socket
-    if (!socket.destroyed) {
+    if (socket.writable) {
       if (pending.length === 1) {
         socket.write(pending[0])
       } else if (this.pendingBytes <= COALESCE_BYTES) {
@@ -183,12 +188,29 @@ export class Connection implements SessionIO {
     }
     this.pending = []
     this.pendingBytes = 0
-    if (socket.writableLength > this.limits.highWaterMark) this.pauseReading(PauseReason.Backpressure)
+    this.checkBacklog()
   }
 
-  private drained (): void {
-    this.resumeReading(PauseReason.Backpressure)
-    this.listener.onDrain()
+  /**
+   * Past `highWaterMark`, stops reading and watches for the backlog to be
+   * written. Node's own 'drain' needs the socket's 16 KiB high-water mark to
+   * have been passed, so an empty write queued behind the backlog serves as
+   * the signal whatever `highWaterMark` is.
+   */
+  private checkBacklog (): void {
+    const socket = this.socket
+    if (socket.writableLength <= this.limits.highWaterMark) {
+      this.resumeReading(PauseReason.Backpressure)
+      this.listener.onDrain()
+      return
+    }
+    this.pauseReading(PauseReason.Backpressure)
+    if (this.drainWatch || !socket.writable) return
+    this.drainWatch = true
+    socket.write(EMPTY, () => {
+      this.drainWatch = false
+      this.checkBacklog()
+    })
   }
 
   private startCloseTimer (): void {

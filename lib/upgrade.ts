@@ -119,13 +119,19 @@ function accept (
     refuseWithReply(request, reply, { status: 403, headers: {}, reason: 'Origin not allowed' })
     return
   }
+  const socket = upgrade.socket
+  if (!socket.writable) {
+    // The client went away while hooks ran: there is no one to answer.
+    reply.hijack()
+    request.log.info('WebSocket handshake abandoned: the connection closed before the 101')
+    return
+  }
   const protocol = chooseProtocol(options.protocols, handshake.protocols, request)
   const negotiated = options.perMessageDeflate === null ? null : negotiateDeflate(handshake.extensions, options.perMessageDeflate)
   const deflate = negotiated === null
     ? null
     : new PerMessageDeflate(negotiated.params, options.perMessageDeflate ?? {}, options.maxPayload)
   const extensions = negotiated?.response ?? ''
-  const socket = upgrade.socket
   reply.hijack()
   reply.raw.detachSocket(socket)
   socket.write(switchingProtocols(handshake.accept, protocol, extensions))

@@ -167,7 +167,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
 
   /** @internal Fails the connection: 1011 for anything but a ProtocolError, logged once. */
   fail (error: unknown): void {
-    this.connection.session.fail(error)
+    if (!this.connection.session.fail(error)) this.log.error({ err: error }, 'WebSocket handler failed after the connection closed')
   }
 
   // ConnectionListener
@@ -252,11 +252,8 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     try {
       emit()
     } catch (error) {
-      if (this.connection.session.readyState === ReadyState.CLOSED) {
-        this.log.error({ err: error }, 'WebSocket event listener threw')
-      } else {
-        this.fail(error)
-      }
+      // Once the connection has failed or closed there is nothing to close: log it here.
+      if (!this.connection.session.fail(error)) this.log.error({ err: error }, 'WebSocket event listener threw')
     }
   }
 }

@@ -89,7 +89,7 @@ export class MessageReader implements FrameSink {
     const last = frameEnd && this.frameFin
     if (this.single && last && this.used === 0) {
       // The whole message in one piece: no copy.
-      this.deliver(data, text)
+      this.deliver(data, text, false)
       return
     }
     if (text && !this.compressed) {
@@ -102,27 +102,32 @@ export class MessageReader implements FrameSink {
     const message = (this.buffer as Buffer).subarray(0, this.used)
     this.buffer = null
     this.used = 0
-    this.deliver(message, text)
+    this.deliver(message, text, true)
   }
 
-  private deliver (data: Buffer, text: boolean): void {
+  /** Hands on a whole message; `validated` when its text was checked piece by piece. */
+  private deliver (data: Buffer, text: boolean, validated: boolean): void {
     this.messageOpcode = 0
+    this.validator = null
     if (this.compressed) {
       this.handler.compressedMessage(data, !text)
       return
     }
-    // Text that came in pieces was validated as it came; a single piece is checked here.
-    if (text && this.validator === null && !isUtf8(data)) throw invalidUtf8('text message is not valid UTF-8')
-    this.validator = null
+    if (text && !validated && !isUtf8(data)) throw invalidUtf8('text message is not valid UTF-8')
     this.handler.message(data, !text)
   }
 
-  /** Copies `data` onto the message buffer, doubling its capacity as needed. */
+  /**
+   * Copies `data` onto the message buffer, doubling its capacity as needed:
+   * linear time whatever the fragment sizes. The capacity never passes what
+   * the last frame declares, nor `maxPayload` while more frames may follow.
+   */
   private append (data: Buffer): void {
     const needed = this.used + data.length
     let buffer = this.buffer
     if (buffer === null || buffer.length < needed) {
-      const grown = Buffer.allocUnsafe(Math.min(this.messageLength, Math.max(needed, (buffer?.length ?? 0) * 2, 256)))
+      const limit = this.frameFin ? this.messageLength : this.maxPayload
+      const grown = Buffer.allocUnsafe(Math.max(needed, Math.min(limit, Math.max((buffer?.length ?? 0) * 2, 256))))
       if (buffer !== null) buffer.copy(grown, 0, 0, this.used)
       this.buffer = buffer = grown
     }

@@ -81,8 +81,9 @@ export class FrameParser {
         if (this.remaining === 0) {
           this.remaining = -1
           this.sink.framePayload(EMPTY, true)
-          continue
         }
+        // The payload, if any, starts at the top of the loop: never an empty piece.
+        continue
       }
       const take = Math.min(this.remaining, length - pos)
       const piece = chunk.subarray(pos, pos + take)
@@ -139,7 +140,9 @@ export class FrameParser {
       // Lengths past 2^53 lose precision but are far over any maxPayload, which fails them.
       payloadLength = high * 0x100000000 + buf.readUInt32BE(pos + 6)
     }
-    this.checkFirstByte(b0, payloadLength)
+    // The 7-bit field, so that a control frame's 16- or 64-bit length form fails
+    // whatever the chunking (§5.5: at most 125; §5.2: the minimal form MUST be used).
+    this.checkFirstByte(b0, b1 & 0x7f)
     const maskAt = pos + headerLength - 4
     this.mask[0] = buf[maskAt]
     this.mask[1] = buf[maskAt + 1]

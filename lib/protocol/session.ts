@@ -145,21 +145,25 @@ export class Session implements MessageHandler {
   /**
    * Fails the connection (§7.1.7): drops what waits to be sent, sends a close
    * frame carrying the error's close code unless one was written, stops
-   * reading, and ends the TCP connection.
+   * reading, and ends the TCP connection. Returns false, doing nothing, when
+   * the connection had already stopped reading and written its close frame.
    */
-  fail (cause: unknown): void {
-    if (this.inputDone && this.closeWritten) return
+  fail (cause: unknown): boolean {
+    if (this.inputDone && this.closeWritten) return false
     const error = toProtocolError(cause)
     this.inputDone = true
     this.outgoing = null
     if (!this.closeWritten) {
       this.closeSent = true
+      this.closeWritten = true
       this.readyState = ReadyState.CLOSING
       const reason = error.closeCode === CloseCode.InternalError ? '' : error.message
-      this.writeFrame(Opcode.Close, encodeClosePayload(error.closeCode, Buffer.from(reason).subarray(0, MAX_CLOSE_REASON)), false)
+      const body = encodeClosePayload(error.closeCode, Buffer.from(reason).subarray(0, MAX_CLOSE_REASON))
+      this.io.write(encodeHeader(Opcode.Close, body.length), body)
     }
     this.io.failed(error)
     this.io.end()
+    return true
   }
 
   /** The TCP connection is gone: nothing more is read or sent, zlib contexts are freed. */
@@ -216,6 +220,8 @@ export class Session implements MessageHandler {
    */
   closeFrame (code: number, reason: string): void {
     this.inputDone = true
+    // "discards any further data received" (§1.4), including the rest of this chunk.
+    this.parser.pause()
     this.closeCode = code
     this.closeReason = reason
     if (!this.closeSent) this.close(code)
