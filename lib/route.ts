@@ -9,16 +9,20 @@ import type { WebSocket } from './websocket.js'
  * The paths of the `ws: true` routes, in a router of their own (a Fastify
  * instance that never listens, so matching follows Fastify's rules for
  * params, wildcards and constraints). The upgrade listener asks it whether
- * an upgrade request is ours before handing it to the app's router.
+ * an upgrade request is ours before handing it to the app's router, which
+ * then routes it for real. It ignores trailing slashes: Fastify adds
+ * `prefix + '/'` for a prefixed '/' route without telling `onRoute`, and a
+ * path the app's router does not take still gets the app's 404.
  */
 export class RouteMatcher {
   private readonly router: FastifyInstance
 
   constructor (routerOptions: object | undefined) {
-    this.router = Fastify({ routerOptions })
+    this.router = Fastify({ routerOptions: { ...routerOptions, ignoreTrailingSlash: true } })
   }
 
   add (url: string, constraints: RouteOptions['constraints']): void {
+    if (this.router.hasRoute({ method: 'GET', url, constraints })) return
     this.router.get(url, { constraints }, noop)
   }
 

@@ -83,6 +83,12 @@ export function webSocketRouteHandler (
     const upgrade = (request.raw as UpgradeRequest)[kUpgrade]
     if (upgrade === undefined) {
       if (httpHandler !== undefined) return httpHandler.call(this, request, reply)
+      // Node emits 'upgrade' only with a Connection: Upgrade token, so a
+      // handshake without one arrives here: refuse it as the handshake it is.
+      if (request.headers.upgrade !== undefined) {
+        const handshake = validateHandshake(request.raw)
+        if (isRefusal(handshake)) return refuseWithReply(request, reply, handshake)
+      }
       return upgradeRequired(reply)
     }
     accept(this, request, reply, upgrade, wsHandler, options, registry)
@@ -159,9 +165,12 @@ function chooseProtocol (choice: ResolvedOptions['protocols'], offered: string[]
   return chosen
 }
 
-function refuseWithReply (request: FastifyRequest, reply: FastifyReply, refusal: HandshakeRefusal): void {
+function refuseWithReply (request: FastifyRequest, reply: FastifyReply, refusal: HandshakeRefusal): FastifyReply {
   request.log.info({ statusCode: refusal.status }, `WebSocket handshake refused: ${refusal.reason}`)
-  reply.code(refusal.status).headers({ ...refusal.headers, connection: 'close' })
+  // "When Upgrade is sent, the sender MUST also send a Connection header field
+  // that contains an 'upgrade' connection option" (RFC 7230 §6.7).
+  const connection = 'upgrade' in refusal.headers ? 'Upgrade, close' : 'close'
+  return reply.code(refusal.status).headers({ ...refusal.headers, connection })
     .type('text/plain; charset=utf-8').send(refusal.reason)
 }
 

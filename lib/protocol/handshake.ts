@@ -100,7 +100,9 @@ export function switchingProtocols (accept: string, protocol?: string, extension
 export function refusalResponse (refusal: HandshakeRefusal): string {
   let response = `HTTP/1.1 ${refusal.status} ${STATUS_TEXT[refusal.status] ?? 'Error'}\r\n`
   for (const [name, value] of Object.entries(refusal.headers)) response += `${name}: ${value}\r\n`
-  return response + 'Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n' +
+  // RFC 7230 §6.7: an Upgrade header needs the "upgrade" connection option.
+  const connection = 'upgrade' in refusal.headers ? 'Upgrade, close' : 'close'
+  return response + `Connection: ${connection}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
     `Content-Length: ${Buffer.byteLength(refusal.reason)}\r\n\r\n${refusal.reason}`
 }
 

@@ -146,12 +146,12 @@ test('switchingProtocols: the exact 101 response (§4.2.2)', async (t) => {
   t.equal(switchingProtocols(ACCEPT, undefined, 'permessage-deflate'), base + 'Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n')
 })
 
-test('refusalResponse: a complete HTTP/1.1 response with Connection: close', async (t) => {
+test('refusalResponse: a complete HTTP/1.1 response with Connection: close (and upgrade when it sends Upgrade)', async (t) => {
   const refusal = validateHandshake(request({ 'sec-websocket-version': '8' }))
   if (!isRefusal(refusal)) throw new Error('expected a refusal')
   t.equal(refusalResponse(refusal),
     'HTTP/1.1 426 Upgrade Required\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\n' +
-    'Connection: close\r\nContent-Type: text/plain; charset=utf-8\r\n' +
+    'Connection: Upgrade, close\r\nContent-Type: text/plain; charset=utf-8\r\n' +
     `Content-Length: ${Buffer.byteLength(refusal.reason)}\r\n\r\n${refusal.reason}`)
   t.equal(refusalResponse({ status: 405, headers: { allow: 'GET' }, reason: 'é' }),
     'HTTP/1.1 405 Method Not Allowed\r\nallow: GET\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\n\r\né',
