@@ -78,9 +78,9 @@ export class Connection implements SessionIO {
     }
   }
 
-  /** Bytes queued but not yet handed to the kernel: ours plus the socket's. */
+  /** Bytes queued but not yet handed to the kernel: waiting to be compressed, batched here, or in the socket. */
   get bufferedAmount (): number {
-    return this.pendingBytes + this.socket.writableLength
+    return this.session.queuedBytes + this.pendingBytes + this.socket.writableLength
   }
 
   receive (chunk: Buffer): void {
@@ -194,18 +194,19 @@ export class Connection implements SessionIO {
   /**
    * Past `highWaterMark`, stops reading and watches for the backlog to be
    * written. Node's own 'drain' needs the socket's 16 KiB high-water mark to
-   * have been passed, so an empty write queued behind the backlog serves as
-   * the signal whatever `highWaterMark` is.
+   * have been passed, so an empty write queued behind the socket's backlog
+   * serves as the signal whatever `highWaterMark` is. Bytes waiting for the
+   * compressor need no watch: each compression ends in a flush, which checks again.
    */
   private checkBacklog (): void {
     const socket = this.socket
-    if (socket.writableLength <= this.limits.highWaterMark) {
+    if (socket.writableLength + this.session.queuedBytes <= this.limits.highWaterMark) {
       this.resumeReading(PauseReason.Backpressure)
       this.listener.onDrain()
       return
     }
     this.pauseReading(PauseReason.Backpressure)
-    if (this.drainWatch || !socket.writable) return
+    if (this.drainWatch || !socket.writable || socket.writableLength === 0) return
     this.drainWatch = true
     socket.write(EMPTY, () => {
       this.drainWatch = false

@@ -180,8 +180,13 @@ function refuse (socket: Socket, refusal: HandshakeRefusal): void {
   endSoon(socket)
 }
 
-/** Ends the socket; destroys it if the peer has not closed its side within 5 s. */
+/**
+ * Ends the socket after an HTTP answer: reads on (and discards) so that the
+ * peer's FIN is seen, destroys it then, or 5 s later if the peer stays.
+ */
 function endSoon (socket: Socket): void {
+  socket.once('end', () => socket.destroy())
+  socket.resume()
   socket.end()
   setTimeout(() => socket.destroy(), 5000).unref()
 }

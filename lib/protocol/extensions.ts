@@ -45,11 +45,12 @@ export function parseExtensions (header: string): ExtensionOffer[] | null {
       if (header[pos] === '=') {
         pos = skipSpace(header, pos + 1)
         if (header[pos] === '"') {
-          const close = header.indexOf('"', pos + 1)
-          if (close === -1) return null
-          value = header.slice(pos + 1, close)
-          if (tokenEnd(value, 0) !== value.length || value === '') return null
-          pos = close + 1
+          const quoted = readQuoted(header, pos)
+          if (quoted === null) return null
+          // "the value ... MUST conform to the ABNF [token] after unescaping" (§9.1).
+          value = quoted.value
+          if (value === '' || tokenEnd(value, 0) !== value.length) return null
+          pos = quoted.end
         } else {
           const end = tokenEnd(header, pos)
           if (end === pos) return null
@@ -65,6 +66,25 @@ export function parseExtensions (header: string): ExtensionOffer[] | null {
     if (separator === ',') offer = null
     else if (separator !== ';') return null
   }
+}
+
+/**
+ * Reads the quoted-string starting at `pos` (RFC 7230 §3.2.6), unescaping
+ * quoted-pairs; returns its value and the index after the closing quote.
+ */
+function readQuoted (text: string, pos: number): { value: string, end: number } | null {
+  let value = ''
+  for (let i = pos + 1; i < text.length; i++) {
+    const char = text[i]
+    if (char === '"') return { value, end: i + 1 }
+    if (char === '\\') {
+      if (++i === text.length) return null
+      value += text[i]
+    } else {
+      value += char
+    }
+  }
+  return null
 }
 
 /** Whether `code` is a tchar (RFC 7230 §3.2.6). */

@@ -77,7 +77,7 @@ export class MessageReader implements FrameSink {
       this.compressed = rsv1
     }
     this.messageLength += payloadLength
-    if (this.messageLength > this.maxPayload) throw messageTooBig(this.maxPayload)
+    if (this.messageLength > this.wireLimit()) throw messageTooBig(this.maxPayload)
   }
 
   framePayload (data: Buffer, frameEnd: boolean): void {
@@ -118,6 +118,16 @@ export class MessageReader implements FrameSink {
   }
 
   /**
+   * Bytes a message may take on the wire: `maxPayload`; for a compressed one
+   * an eighth more, since DEFLATE can grow data that does not compress (at
+   * worst 9 bits a byte with fixed Huffman codes, RFC 1951 §3.2.6). Its
+   * inflated size is held to `maxPayload` as it inflates.
+   */
+  private wireLimit (): number {
+    return this.compressed ? this.maxPayload + Math.floor(this.maxPayload / 8) + 64 : this.maxPayload
+  }
+
+  /**
    * Copies `data` onto the message buffer, doubling its capacity as needed:
    * linear time whatever the fragment sizes. The capacity never passes what
    * the last frame declares, nor `maxPayload` while more frames may follow.
@@ -126,7 +136,7 @@ export class MessageReader implements FrameSink {
     const needed = this.used + data.length
     let buffer = this.buffer
     if (buffer === null || buffer.length < needed) {
-      const limit = this.frameFin ? this.messageLength : this.maxPayload
+      const limit = this.frameFin ? this.messageLength : this.wireLimit()
       const grown = Buffer.allocUnsafe(Math.max(needed, Math.min(limit, Math.max((buffer?.length ?? 0) * 2, 256))))
       if (buffer !== null) buffer.copy(grown, 0, 0, this.used)
       this.buffer = buffer = grown

@@ -218,6 +218,8 @@ export class PerMessageDeflate {
     let failed = false
     const stop = (error: ProtocolError): void => {
       failed = true
+      // The error may be kept by the application: keep nothing inflated alive with it.
+      chunks.length = 0
       inflate.removeListener('data', onData)
       this.freeInflate()
       callback(error, EMPTY)
@@ -230,6 +232,7 @@ export class PerMessageDeflate {
     const onError = (error: Error): void => {
       if (!failed) stop(new ProtocolError('WS_ERR_INVALID_COMPRESSED_DATA', CloseCode.InvalidPayloadData, `invalid compressed data: ${error.message}`))
     }
+    const consumedBefore = inflate.bytesWritten
     inflate.on('data', onData)
     inflate.once('error', onError)
     inflate.write(data)
@@ -238,7 +241,10 @@ export class PerMessageDeflate {
       if (failed) return
       inflate.removeListener('data', onData)
       inflate.removeListener('error', onError)
-      if (this.params.clientNoContextTakeover) this.freeInflate()
+      // A block with BFINAL set ends zlib's stream and it ignores the rest
+      // (RFC 7692 §7.2.3.4): the next message needs a new decompressor.
+      const ended = inflate.bytesWritten - consumedBefore < data.length + TRAILER.length
+      if (ended || this.params.clientNoContextTakeover) this.freeInflate()
       callback(null, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, length))
     })
   }

@@ -87,6 +87,8 @@ export class Session implements MessageHandler {
   private inputDone = false
   /** Frames waiting for a compression to finish; null when nothing is compressing. */
   private outgoing: Outgoing[] | null = null
+  /** Payload bytes of the message being compressed and of the frames waiting behind it. */
+  queuedBytes = 0
 
   /**
    * `maxPayload`: bytes of one reassembled (and inflated) message; over it the
@@ -153,6 +155,7 @@ export class Session implements MessageHandler {
     const error = toProtocolError(cause)
     this.inputDone = true
     this.outgoing = null
+    this.queuedBytes = 0
     if (!this.closeWritten) {
       this.closeSent = true
       this.closeWritten = true
@@ -173,6 +176,7 @@ export class Session implements MessageHandler {
     this.closeSent = true
     this.closeWritten = true
     this.outgoing = null
+    this.queuedBytes = 0
     this.deflate?.close()
   }
 
@@ -231,6 +235,7 @@ export class Session implements MessageHandler {
   private enqueue (frame: Outgoing): void {
     if (this.outgoing !== null) {
       this.outgoing.push(frame)
+      this.queuedBytes += frame.payload.length
       return
     }
     if (frame.compress) this.compress(frame.opcode, frame.payload)
@@ -239,6 +244,7 @@ export class Session implements MessageHandler {
 
   private compress (opcode: number, payload: Buffer): void {
     this.outgoing = []
+    this.queuedBytes += payload.length
     ;(this.deflate as PerMessageDeflate).compress(payload, (error, compressed) => {
       const waiting = this.outgoing
       if (waiting === null) return
@@ -247,13 +253,14 @@ export class Session implements MessageHandler {
         return
       }
       this.outgoing = null
+      this.queuedBytes = 0
       this.writeFrame(opcode, compressed, true)
       for (let i = 0; i < waiting.length; i++) {
         this.enqueue(waiting[i])
         // A compression started by that frame makes the rest wait behind it.
         const queue = this.outgoing as Outgoing[] | null
         if (queue !== null) {
-          queue.push(...waiting.slice(i + 1))
+          for (let j = i + 1; j < waiting.length; j++) this.enqueue(waiting[j])
           return
         }
       }

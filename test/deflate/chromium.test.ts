@@ -1,0 +1,88 @@
+/**
+ * permessage-deflate with a real browser: the chat example (perMessageDeflate
+ * on) and Debian's Chromium, headless through playwright-core. A page opens
+ * its own WebSocket to a room, sees permessage-deflate in `ws.extensions`,
+ * sends 20 KB of repetitive text and gets it back intact from the room's
+ * broadcast (compressed by the server: 20 KB is over the 1024-byte
+ * threshold). The server's TCP byte counts show both directions compressed.
+ * Needs `npm run build` (the example imports the package by name, from
+ * dist/). Skipped, not failed, where /usr/bin/chromium is missing.
+ */
+import { existsSync } from 'node:fs'
+import type { Socket } from 'node:net'
+import { test } from 'tap'
+import { chromium } from 'playwright-core'
+import { buildChatApp } from '../../examples/chat/server.js'
+import { withTimeout } from './helpers.js'
+
+const CHROMIUM = '/usr/bin/chromium'
+/** Milliseconds any one wait in the page may take before the test fails. */
+const WAIT = 5000
+/** This machine has no network: keep Chromium from trying to reach one. */
+const CHROMIUM_ARGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'
+]
+
+const skip = existsSync(CHROMIUM) ? false : `Chromium not installed (${CHROMIUM}): apt-get install chromium`
+
+/** What the page reports. */
+interface PageResult {
+  extensions: string
+  length: number
+  intact: boolean
+}
+
+test('Chromium negotiates permessage-deflate with the chat example and gets 20 KB back intact', { skip }, async (t) => {
+  const app = await buildChatApp()
+  // The server side's TCP socket of each WebSocket handshake, to count bytes on the wire.
+  const sockets = new Map<string, Socket>()
+  app.addHook('onRequest', async (request) => {
+    if (request.headers.upgrade !== undefined) sockets.set(request.url, request.raw.socket)
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as { port: number }
+
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 15_000 })
+  // Registered after app.close(), so it runs first: the page's sockets go before the server.
+  t.teardown(() => browser.close())
+  const page = await browser.newPage()
+  page.setDefaultTimeout(WAIT)
+  const errors: string[] = []
+  page.on('pageerror', (error) => errors.push(error.message))
+  // The chat page itself joins the room "lobby"; the test's socket uses its own room.
+  await page.goto(`http://127.0.0.1:${port}/?room=lobby`)
+
+  const text = 'The quick brown fox jumps over the lazy dog. Ünïcödé ✓ 0123456789\n'.repeat(300)
+  const textBytes = Buffer.byteLength(text)
+  t.ok(textBytes > 20_000, `${textBytes} bytes of UTF-8`)
+  const result = await withTimeout(page.evaluate(async ({ url, text, wait }): Promise<PageResult> => {
+    const ws = new WebSocket(url)
+    const within = <T>(promise: Promise<T>, what: string): Promise<T> => Promise.race([
+      promise,
+      new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), wait))
+    ])
+    await within(new Promise((resolve, reject) => {
+      ws.onopen = resolve
+      ws.onerror = () => reject(new Error('WebSocket error before open'))
+    }), 'open')
+    const reply = within(new Promise<string>((resolve) => {
+      ws.onmessage = (event) => resolve(event.data as string)
+    }), 'the broadcast')
+    ws.send(text)
+    const data = await reply
+    ws.close(1000)
+    return { extensions: ws.extensions, length: data.length, intact: data === text }
+  }, { url: `ws://127.0.0.1:${port}/chat/deflate-room`, text, wait: WAIT }), 'the page', 3 * WAIT)
+
+  t.match(result.extensions, /^permessage-deflate(;|$)/, `ws.extensions is "${result.extensions}"`)
+  t.equal(result.length, text.length, 'the broadcast has the length of the text')
+  t.ok(result.intact, 'and is the same text')
+  t.same(errors, [], 'no uncaught error in the page')
+
+  const server = sockets.get('/chat/deflate-room')
+  if (server === undefined) throw new Error('no handshake seen for /chat/deflate-room')
+  t.ok(server.bytesRead < textBytes / 4, `Chromium compressed: the server read ${server.bytesRead} bytes for ${textBytes}`)
+  t.ok(server.bytesWritten < textBytes / 4, `the server compressed: it wrote ${server.bytesWritten} bytes for ${textBytes}`)
+})
