@@ -1,0 +1,71 @@
+/**
+ * The servers fastify-rfc6455 is compared with, one per process:
+ *   node --import tsx bench/echo-server.ts ws|fastify-websocket|net
+ * env PORT, MAX_PAYLOAD, as examples/echo.ts (which is how ours runs).
+ *   ws                 plain `ws` WebSocketServer echo; refuses to start unless
+ *                      ws masks and unmasks through bufferutil's native code
+ *   fastify-websocket  Fastify + @fastify/websocket echo
+ *   net                node:net echo, no WebSocket at all: bytes read are
+ *                      written back (the ceiling)
+ */
+import { createRequire } from 'node:module'
+import net from 'node:net'
+import Fastify from 'fastify'
+import fastifyWebsocket from '@fastify/websocket'
+import { WebSocketServer, type WebSocket } from 'ws'
+
+const kind = process.argv[2]
+const port = Number(process.env.PORT ?? 9001)
+const maxPayload = Number(process.env.MAX_PAYLOAD ?? 16 * 1024 * 1024)
+const host = '127.0.0.1'
+
+function echo (socket: WebSocket): void {
+  socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary }))
+}
+
+/**
+ * ws loads bufferutil if it can and silently falls back to JavaScript
+ * masking otherwise; this checks both that the native addon loaded and that
+ * ws's own buffer-util took it.
+ */
+function checkBufferutil (): void {
+  const require = createRequire(import.meta.url)
+  const wsDir = require.resolve('ws').replace(/index\.js$/, '')
+  const wsRequire = createRequire(wsDir)
+  const native = wsRequire('bufferutil') as { mask: unknown }
+  const fallback = wsRequire('bufferutil/fallback') as { mask: unknown }
+  const bufferUtil = wsRequire(`${wsDir}lib/buffer-util.js`) as { unmask: () => void }
+  if (native.mask === fallback.mask || !bufferUtil.unmask.toString().includes('bufferUtil')) {
+    throw new Error('ws is not using bufferutil\'s native masking: run npm install (bufferutil is a devDependency)')
+  }
+}
+
+switch (kind) {
+  case 'ws': {
+    checkBufferutil()
+    const server = new WebSocketServer({ port, host, maxPayload })
+    server.on('connection', echo)
+    await new Promise((resolve) => server.once('listening', resolve))
+    break
+  }
+  case 'fastify-websocket': {
+    checkBufferutil()
+    const app = Fastify({ logger: false })
+    await app.register(fastifyWebsocket, { options: { maxPayload } })
+    app.get('/', { websocket: true }, echo)
+    await app.listen({ port, host })
+    break
+  }
+  case 'net': {
+    const server = net.createServer((socket) => {
+      socket.setNoDelay(true)
+      socket.on('data', (chunk) => socket.write(chunk))
+      socket.on('error', () => {})
+    })
+    await new Promise<void>((resolve) => server.listen(port, host, resolve))
+    break
+  }
+  default:
+    throw new Error(`unknown server ${kind}: ws, fastify-websocket or net`)
+}
+console.log(`${kind} echo server on 127.0.0.1:${port}`)

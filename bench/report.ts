@@ -1,0 +1,199 @@
+/** The bench's tables: one column per server, each figure with its ratio to ws, as Markdown. */
+import type { MemoryResult } from './memory.js'
+import type { ServerSpec } from './servers.js'
+import type { PhaseResult } from './types.js'
+import type { WsloadResult } from './wsload.js'
+
+/** Load client CPU (% of its core) from which a figure is the client's limit rather than the server's. */
+export const CLIENT_BOUND_CPU = 90
+
+/** Other processes' CPU (% of one core) during a window worth a warning. */
+const OTHER_CPU_NOTE = 10
+
+export interface Results {
+  machine: string
+  setup: string[]
+  servers: ServerSpec[]
+  baseline: string
+  /** Per server name: echo results in size order, and the handshake result. */
+  echo: Record<string, PhaseResult[]>
+  handshake: Record<string, PhaseResult>
+  memory: Record<string, MemoryResult>
+  wsload: Record<string, WsloadResult[]>
+}
+
+const KiB = 1024
+const MiB = 1024 * 1024
+
+export function sizeLabel (size: number): string {
+  if (size >= MiB && size % MiB === 0) return `${size / MiB} MiB`
+  if (size >= KiB && size % KiB === 0) return `${size / KiB} KiB`
+  return `${size} B`
+}
+
+/** Messages per second up to 64 KiB-1, MB per second from 64 KiB on. */
+function usesBytes (size: number): boolean {
+  return size >= 64 * KiB
+}
+
+function integer (n: number): string {
+  return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-'
+}
+
+function micros (us: number): string {
+  if (!Number.isFinite(us)) return '-'
+  if (us < 10) return `${us.toFixed(2)} µs`
+  if (us < 100) return `${us.toFixed(1)} µs`
+  if (us < 1000) return `${Math.round(us)} µs`
+  if (us < 100000) return `${(us / 1000).toFixed(us < 10000 ? 2 : 1)} ms`
+  return `${Math.round(us / 1000)} ms`
+}
+
+function ratio (value: number, base: number | undefined): string {
+  if (base === undefined || !Number.isFinite(value) || !(base > 0)) return ''
+  return ` (${(value / base).toFixed(2)}×)`
+}
+
+/** Microseconds of server CPU per message or handshake: the cost, whatever kept the throughput down. */
+function cpuPer (r: PhaseResult): number {
+  return r.serverCpu / 100 * r.seconds / r.count * 1e6
+}
+
+function clientBound (result: { clientCpu: number }): string {
+  return result.clientCpu >= CLIENT_BOUND_CPU ? ' *' : ''
+}
+
+/** A Markdown table with padded columns. */
+function table (head: string[], rows: string[][]): string {
+  const widths = head.map((cell, i) => Math.max(cell.length, ...rows.map((row) => row[i].length)))
+  const line = (cells: string[]): string => `| ${cells.map((cell, i) => cell.padEnd(widths[i])).join(' | ')} |`
+  return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n')
+}
+
+export function render (results: Results): string {
+  const { servers, baseline } = results
+  const head = ['', ...servers.map((s) => s.label)]
+  const rows: string[][] = []
+  const sizes = [...new Set(Object.values(results.echo).flatMap((list) => list.map((r) => r.size)))]
+  const echoAt = (name: string, size: number): PhaseResult | undefined => results.echo[name]?.find((r) => r.size === size)
+
+  for (const size of sizes) {
+    const bytes = usesBytes(size)
+    const value = (r: PhaseResult): number => bytes ? r.mbPerSecond : r.perSecond
+    const base = echoAt(baseline, size)
+    rows.push([`${sizeLabel(size)} echo, ${bytes ? 'MB/s' : 'msg/s'}`, ...servers.map((s) => {
+      const r = echoAt(s.name, size)
+      return r === undefined ? '-' : `${integer(value(r))}${ratio(value(r), base && value(base))}${clientBound(r)}`
+    })])
+    rows.push(['  latency p50 / p99', ...servers.map((s) => {
+      const r = echoAt(s.name, size)
+      return r === undefined ? '-' : `${micros(r.p50us)} / ${micros(r.p99us)}`
+    })])
+    rows.push(['  server CPU per message', ...servers.map((s) => {
+      const r = echoAt(s.name, size)
+      return r === undefined ? '-' : `${micros(cpuPer(r))}${ratio(cpuPer(r), base && cpuPer(base))}`
+    })])
+  }
+  if (Object.keys(results.handshake).length > 0) {
+    const base = results.handshake[baseline]
+    rows.push(['handshakes/s', ...servers.map((s) => {
+      const r = results.handshake[s.name]
+      return r === undefined ? '-' : `${integer(r.perSecond)}${ratio(r.perSecond, base?.perSecond)}${clientBound(r)}`
+    })])
+    rows.push(['  cycle p50 / p99', ...servers.map((s) => {
+      const r = results.handshake[s.name]
+      return r === undefined ? '-' : `${micros(r.p50us)} / ${micros(r.p99us)}`
+    })])
+    rows.push(['  server CPU per handshake', ...servers.map((s) => {
+      const r = results.handshake[s.name]
+      return r === undefined ? '-' : `${micros(cpuPer(r))}${ratio(cpuPer(r), base && cpuPer(base))}`
+    })])
+  }
+  const memoryConns = Object.values(results.memory)[0]?.conns
+  if (memoryConns !== undefined) {
+    const base = results.memory[baseline]
+    rows.push([`idle memory / conn (${integer(memoryConns)} conns)`, ...servers.map((s) => {
+      const r = results.memory[s.name]
+      return r === undefined ? '-' : `${r.perConnKb.toFixed(1)} KiB${ratio(r.perConnKb, base?.perConnKb)}`
+    })])
+    rows.push(['  of it JS heap + external', ...servers.map((s) => {
+      const r = results.memory[s.name]
+      return r === undefined ? '-' : `${r.heapPerConnKb.toFixed(2)} + ${r.externalPerConnKb.toFixed(2)} KiB`
+    })])
+  }
+
+  const out = [
+    `machine: ${results.machine}`,
+    ...results.setup,
+    '',
+    table(head, rows),
+    '',
+    `(x.xx×) = this server's figure / ${baseline}'s. * = client-bound: the load client used ≥ ${CLIENT_BOUND_CPU}% of its core, ` +
+      'so the figure is the client\'s limit, a floor for the server.',
+    'Server CPU per message (or handshake) = server CPU time over the window / messages: the cost whatever bounded the rate.',
+    '',
+    'CPU over each measured window, % of one core: server / load client / all other processes (noise)',
+    '',
+    table(head, cpuRows(results, sizes))
+  ]
+  const notes = problems(results)
+  if (notes.length > 0) out.push('', ...notes)
+  if (Object.keys(results.wsload).length > 0) out.push('', ...renderWsload(results))
+  return out.join('\n')
+}
+
+function cpuRows (results: Results, sizes: number[]): string[][] {
+  const cell = (r: PhaseResult | undefined): string =>
+    r === undefined ? '-' : `${Math.round(r.serverCpu)} / ${Math.round(r.clientCpu)}${clientBound(r)} / ${Math.round(r.otherCpu)}`
+  const rows = sizes.map((size) => [`${sizeLabel(size)} echo`,
+    ...results.servers.map((s) => cell(results.echo[s.name]?.find((r) => r.size === size)))])
+  if (Object.keys(results.handshake).length > 0) {
+    rows.push(['handshakes', ...results.servers.map((s) => cell(results.handshake[s.name]))])
+  }
+  return rows
+}
+
+/** Errors, failed connections, unanswered pings and hypervisor steal worth knowing about. */
+function problems (results: Results): string[] {
+  const notes: string[] = []
+  for (const s of results.servers) {
+    const phases = [...(results.echo[s.name] ?? []), ...(results.handshake[s.name] ? [results.handshake[s.name]] : [])]
+    for (const r of phases) {
+      const what = r.kind === 'echo' ? `${sizeLabel(r.size)} echo` : 'handshakes'
+      if (r.errors > 0) notes.push(`! ${s.label}, ${what}: ${r.errors} errors (failed connections, bad frames or cycles)`)
+      if (r.otherCpu > OTHER_CPU_NOTE) notes.push(`! ${s.label}, ${what}: other processes used ${Math.round(r.otherCpu)}% of a core meanwhile: noisy`)
+      if (r.steal > 2) notes.push(`! ${s.label}, ${what}: the hypervisor took ${r.steal.toFixed(1)}% of the machine (steal)`)
+    }
+    const m = results.memory[s.name]
+    if (m !== undefined && (m.failed > 0 || m.pongs < m.open)) {
+      notes.push(`! ${s.label}, idle memory: ${m.failed} connections failed to open, ${m.open - m.pongs} of ${m.open} did not answer the ping`)
+    }
+  }
+  return notes
+}
+
+function renderWsload (results: Results): string[] {
+  const sizes = [...new Set(Object.values(results.wsload).flatMap((list) => list.map((r) => r.size)))]
+  const head = ['wsload (C client)', ...results.servers.filter((s) => results.wsload[s.name]).map((s) => s.label)]
+  const shown = results.servers.filter((s) => results.wsload[s.name])
+  const at = (name: string, size: number): WsloadResult | undefined => results.wsload[name]?.find((r) => r.size === size)
+  const rows = sizes.flatMap((size) => [
+    [`${sizeLabel(size)} echo, msg/s`, ...shown.map((s) => {
+      const r = at(s.name, size)
+      return r === undefined ? '-' : `${integer(r.perSecond)}${ratio(r.perSecond, at(results.baseline, size)?.perSecond)}${clientBound(r)}`
+    })],
+    ['  latency p50 / p99', ...shown.map((s) => {
+      const r = at(s.name, size)
+      return r === undefined ? '-' : `${micros(r.p50us)} / ${micros(r.p99us)}`
+    })],
+    ['  server CPU per message', ...shown.map((s) => {
+      const r = at(s.name, size)
+      return r === undefined ? '-' : `${micros(r.serverCpuPerMessageUs)}${ratio(r.serverCpuPerMessageUs, at(results.baseline, size)?.serverCpuPerMessageUs)}`
+    })],
+    ['  CPU % server / client', ...shown.map((s) => {
+      const r = at(s.name, size)
+      return r === undefined ? '-' : `${Math.round(r.serverCpu)} / ${Math.round(r.clientCpu)}`
+    })]
+  ])
+  return ['Cross-check with the C load generator, same connections and window:', '', table(head, rows)]
+}

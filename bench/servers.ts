@@ -1,0 +1,127 @@
+/**
+ * The four echo servers and their processes. Ours runs as users would run
+ * it, through examples/echo.ts (which imports the built package, dist/);
+ * the others through bench/echo-server.ts. Every server gets the same Node,
+ * the same tsx loader, the same core, the hooks of bench/server-hooks.ts,
+ * and a maxPayload of 16 MiB.
+ */
+import type { ChildProcess } from 'node:child_process'
+import { pathToFileURL } from 'node:url'
+import {
+  BENCH, PINNING, ROOT, exited, freePort, launchNode, onLines, pin, stderrTail, waitForPort
+} from './launch.js'
+import { MEMORY_MARKER } from './types.js'
+
+export interface ServerSpec {
+  /** Short name for --servers. */
+  name: string
+  /** Column heading. */
+  label: string
+  script: string
+  args: string[]
+  /** A plain TCP echo: no handshake, the client's frames come back as sent. */
+  raw: boolean
+}
+
+export const SERVERS: ServerSpec[] = [
+  { name: 'rfc6455', label: 'fastify-rfc6455', script: `${ROOT}examples/echo.ts`, args: [], raw: false },
+  { name: 'ws', label: 'ws', script: `${BENCH}echo-server.ts`, args: ['ws'], raw: false },
+  { name: 'fastify-websocket', label: '@fastify/websocket', script: `${BENCH}echo-server.ts`, args: ['fastify-websocket'], raw: false },
+  { name: 'net', label: 'node:net (raw)', script: `${BENCH}echo-server.ts`, args: ['net'], raw: true }
+]
+
+/** The server every ratio is taken against. */
+export const BASELINE = 'ws'
+
+const MAX_PAYLOAD = String(16 * 1024 * 1024)
+
+/** One running server process. */
+export class Server {
+  readonly spec: ServerSpec
+  readonly port: number
+  private readonly child: ChildProcess
+  private readonly stderr: () => string
+  private readonly memoryWaiters: Array<(usage: NodeJS.MemoryUsage) => void> = []
+
+  private constructor (spec: ServerSpec, port: number, child: ChildProcess) {
+    this.spec = spec
+    this.port = port
+    this.child = child
+    this.stderr = stderrTail(child)
+    onLines(child, (line) => {
+      if (line.startsWith(MEMORY_MARKER)) this.memoryWaiters.shift()?.(JSON.parse(line.slice(MEMORY_MARKER.length)))
+    })
+  }
+
+  /**
+   * Starts `spec` on the server core and resolves once it accepts
+   * connections. `nodeFlags` go to node (e.g. --cpu-prof).
+   */
+  static async start (spec: ServerSpec, nodeFlags: string[] = []): Promise<Server> {
+    return await Server.launch(spec, nodeFlags, PINNING?.server ?? 0)
+  }
+
+  /**
+   * Starts every server at once, on any core so that they start sooner,
+   * then pins each to the server core before anything is measured.
+   */
+  static async startAll (specs: ServerSpec[]): Promise<Server[]> {
+    const started = await Promise.allSettled(specs.map((spec) => Server.launch(spec, [], null)))
+    const servers = started.flatMap((s) => s.status === 'fulfilled' ? [s.value] : [])
+    const failed = started.find((s) => s.status === 'rejected')
+    if (failed !== undefined) {
+      await Promise.all(servers.map((server) => server.stop()))
+      throw failed.reason
+    }
+    for (const server of servers) pin(server.pid, PINNING?.server ?? 0)
+    return servers
+  }
+
+  private static async launch (spec: ServerSpec, nodeFlags: string[], core: number | null): Promise<Server> {
+    const port = await freePort()
+    const child = launchNode(spec.script, spec.args, {
+      core,
+      env: { PORT: String(port), MAX_PAYLOAD },
+      nodeFlags: [...nodeFlags, '--expose-gc', '--import', pathToFileURL(`${BENCH}server-hooks.ts`).href]
+    })
+    const server = new Server(spec, port, child)
+    const failed = exited(child).then((code) => {
+      throw new Error(`${spec.label} exited (code ${code}) before listening:\n${server.stderr()}`)
+    })
+    failed.catch(() => {})
+    await Promise.race([waitForPort(port, 20000), failed])
+    return server
+  }
+
+  get pid (): number {
+    return this.child.pid!
+  }
+
+  /** Runs a full garbage collection in the server, then resolves with its process.memoryUsage() (bench/server-hooks.ts). */
+  memoryUsage (): Promise<NodeJS.MemoryUsage> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.spec.label} did not report its memory`)), 10000)
+      this.memoryWaiters.push((usage) => {
+        clearTimeout(timer)
+        resolve(usage)
+      })
+      this.child.kill('SIGUSR2')
+    })
+  }
+
+  /** Ends the process with SIGTERM (SIGKILL 5 s later) and waits for it. */
+  async stop (): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return
+    this.child.kill('SIGTERM')
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000)
+    await exited(this.child)
+    clearTimeout(timer)
+  }
+
+  /** Throws with the server's stderr if it died. */
+  checkAlive (): void {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) {
+      throw new Error(`${this.spec.label} died (${this.child.exitCode ?? this.child.signalCode}):\n${this.stderr()}`)
+    }
+  }
+}

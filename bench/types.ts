@@ -1,0 +1,76 @@
+/** What the bench's processes say to each other, as JSON: one job in, one line per result out. */
+
+/** Echo: `conns` connections keep `window` binary messages of `size` bytes in flight each. */
+export interface EchoPhase {
+  kind: 'echo'
+  size: number
+  conns: number
+  window: number
+  /** Seconds of unmeasured traffic first. */
+  warmup: number
+  /** Seconds measured. */
+  duration: number
+}
+
+/** Handshakes: `parallel` loops of connect, upgrade, close handshake, TCP close. */
+export interface HandshakePhase {
+  kind: 'handshake'
+  parallel: number
+  warmup: number
+  duration: number
+}
+
+export type Phase = EchoPhase | HandshakePhase
+
+/** The load client's job (argv[2] of bench/client.ts). */
+export interface ClientJob {
+  port: number
+  /**
+   * The server is a plain TCP echo: no upgrade is sent, and what comes back
+   * is the client's own masked frames.
+   */
+  raw: boolean
+  /** Server process, whose CPU time the client samples over each measured window. */
+  serverPid: number
+  /** Run these in order and print one PhaseResult line each. */
+  phases: Phase[]
+  /** Before the phases, hold this many idle connections, step by step (see IdleReport and client.ts, idle()). */
+  idle?: number
+}
+
+export interface PhaseResult {
+  kind: Phase['kind']
+  /** Payload bytes (echo) or 0 (handshake). */
+  size: number
+  seconds: number
+  /** Echoed messages (or completed handshake cycles) in the measured window. */
+  count: number
+  perSecond: number
+  /** Echoed payload bytes per second / 1e6, one direction. */
+  mbPerSecond: number
+  /** Round trip of one message, or one whole connect-to-close cycle, in microseconds. */
+  p50us: number
+  p99us: number
+  /** % of one core over the measured window. */
+  clientCpu: number
+  serverCpu: number
+  /** % of one core used by everything else on the machine (busy time less the two above): noise. */
+  otherCpu: number
+  /** % of the machine's time the hypervisor took (all CPUs), over the window. */
+  steal: number
+  errors: number
+  /** The measured window on the monotonic clock, in microseconds (process.hrtime; V8's profiles use the same clock). */
+  startUs: number
+  endUs: number
+}
+
+/** Idle mode: a line after the warm-up, one once the connections are open, one after the ping round. */
+export interface IdleReport {
+  event: 'warm' | 'open' | 'pinged'
+  open: number
+  failed: number
+  pongs: number
+}
+
+/** Starts the line a server prints with its process.memoryUsage() (bench/server-hooks.ts). */
+export const MEMORY_MARKER = '@bench-memory '
