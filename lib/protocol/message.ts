@@ -6,6 +6,10 @@ import { isControl } from './frame.js'
 import type { FrameSink } from './parser.js'
 import { Utf8Validator } from './utf8.js'
 
+const EMPTY = Buffer.alloc(0)
+/** Pieces this long or longer are kept as views instead of copied (see `append`). */
+const VIEW_MIN = 16 * 1024
+
 /** What a MessageReader delivers: whole messages and control frames, in wire order. */
 export interface MessageHandler {
   message (data: Buffer, isBinary: boolean): void
@@ -47,8 +51,12 @@ export class MessageReader implements FrameSink {
   private single = false
   /** Whether the current message's first frame had RSV1: compressed by permessage-deflate. */
   private compressed = false
+  /** Small pieces of the message are copied here; `used` bytes of it are taken. */
   private buffer: Buffer | null = null
   private used = 0
+  /** The message so far, in order, when it has pieces of VIEW_MIN bytes or more; null otherwise. */
+  private parts: Buffer[] | null = null
+  private partsLength = 0
   private validator: Utf8Validator | null = null
   /** A control frame's payload cut by a chunk boundary. */
   private control: Buffer | null = null
@@ -87,7 +95,7 @@ export class MessageReader implements FrameSink {
     }
     const text = this.messageOpcode === Opcode.Text
     const last = frameEnd && this.frameFin
-    if (this.single && last && this.used === 0) {
+    if (this.single && last && this.used === 0 && this.parts === null) {
       // The whole message in one piece: no copy.
       this.deliver(data, text, false)
       return
@@ -99,10 +107,24 @@ export class MessageReader implements FrameSink {
     }
     this.append(data)
     if (!last) return
-    const message = (this.buffer as Buffer).subarray(0, this.used)
+    this.deliver(this.takeMessage(), text, true)
+  }
+
+  /** The reassembled message: one copy of the parts at the end, or the small-piece buffer as it is. */
+  private takeMessage (): Buffer {
+    let message: Buffer
+    const parts = this.parts
+    if (parts === null) {
+      message = this.buffer === null ? EMPTY : this.buffer.subarray(0, this.used)
+    } else {
+      if (this.used > 0) parts.push((this.buffer as Buffer).subarray(0, this.used))
+      message = parts.length === 1 ? parts[0] : Buffer.concat(parts, this.partsLength + this.used)
+    }
     this.buffer = null
     this.used = 0
-    this.deliver(message, text, true)
+    this.parts = null
+    this.partsLength = 0
+    return message
   }
 
   /** Hands on a whole message; `validated` when its text was checked piece by piece. */
@@ -128,11 +150,26 @@ export class MessageReader implements FrameSink {
   }
 
   /**
-   * Copies `data` onto the message buffer, doubling its capacity as needed:
-   * linear time whatever the fragment sizes. The capacity never passes what
-   * the last frame declares, nor `maxPayload` while more frames may follow.
+   * Adds a piece to the message. A piece of VIEW_MIN bytes or more is kept as
+   * it is, a view of the chunk it came in (which it fills at least a quarter
+   * of: reads are at most 64 KiB), to be copied once at the end. Smaller
+   * pieces are copied onto a buffer whose capacity doubles as needed: linear
+   * time whatever the fragment sizes, and never past what the last frame
+   * declares, nor `maxPayload` while more frames may follow.
    */
   private append (data: Buffer): void {
+    if (data.length >= VIEW_MIN) {
+      const parts = this.parts ??= []
+      if (this.used > 0) {
+        parts.push((this.buffer as Buffer).subarray(0, this.used))
+        this.partsLength += this.used
+        this.buffer = (this.buffer as Buffer).subarray(this.used)
+        this.used = 0
+      }
+      parts.push(data)
+      this.partsLength += data.length
+      return
+    }
     const needed = this.used + data.length
     let buffer = this.buffer
     if (buffer === null || buffer.length < needed) {

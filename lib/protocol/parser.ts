@@ -1,6 +1,6 @@
 import { MAX_CONTROL_PAYLOAD } from './constants.js'
 import { protocolError } from './errors.js'
-import { applyMask, isControl } from './frame.js'
+import { isControl, unmask } from './frame.js'
 
 /** Receives what the parser finds, in wire order. A method may throw a ProtocolError. */
 export interface FrameSink {
@@ -42,7 +42,8 @@ export class FrameParser {
   /** Payload bytes of the current frame still to come; -1 while reading a header. */
   private remaining = -1
   private maskOffset = 0
-  private readonly mask = Buffer.alloc(4)
+  /** The current frame's masking key, its 4 octets as a big-endian number. */
+  private maskKey = 0
   /** A header cut by a chunk boundary, created on the first such cut. */
   private partial: Buffer | null = null
   private partialLength = 0
@@ -87,7 +88,7 @@ export class FrameParser {
       }
       const take = Math.min(this.remaining, length - pos)
       const piece = chunk.subarray(pos, pos + take)
-      applyMask(piece, this.mask, this.maskOffset)
+      unmask(piece, this.maskKey, this.maskOffset)
       this.maskOffset = (this.maskOffset + take) & 3
       pos += take
       this.remaining -= take
@@ -143,11 +144,7 @@ export class FrameParser {
     // The 7-bit field, so that a control frame's 16- or 64-bit length form fails
     // whatever the chunking (§5.5: at most 125; §5.2: the minimal form MUST be used).
     this.checkFirstByte(b0, b1 & 0x7f)
-    const maskAt = pos + headerLength - 4
-    this.mask[0] = buf[maskAt]
-    this.mask[1] = buf[maskAt + 1]
-    this.mask[2] = buf[maskAt + 2]
-    this.mask[3] = buf[maskAt + 3]
+    this.maskKey = buf.readUInt32BE(pos + headerLength - 4)
     this.maskOffset = 0
     this.remaining = payloadLength
     this.sink.frameStart((b0 & 0x80) !== 0, (b0 & 0x40) !== 0, b0 & 0x0f, payloadLength)

@@ -1,0 +1,37 @@
+/**
+ * lib/protocol/frame.ts masking (RFC 6455 §5.3) on its long paths: the word
+ * loop from 64 bytes, the WASM SIMD routine from 4 KiB (in 64 KiB blocks),
+ * each checked against a byte-by-byte XOR around every threshold, at every
+ * byte offset and every position in the key.
+ */
+import { randomBytes } from 'node:crypto'
+import { test } from 'tap'
+import { applyMask } from '../../lib/protocol/frame.js'
+import { naiveMask } from './helpers.js'
+
+const LENGTHS = [63, 64, 65, 4095, 4096, 4097, 4111, 65535, 65536, 65537, 65536 * 2 + 13]
+
+test('long payloads unmask like a byte-by-byte XOR', async (t) => {
+  const mask = Buffer.from([0x9a, 0xbc, 0xde, 0xf1])
+  for (const length of LENGTHS) {
+    for (let byteOffset = 0; byteOffset < 4; byteOffset++) {
+      for (let maskOffset = 0; maskOffset < 4; maskOffset++) {
+        const data = randomBytes(length + 4).subarray(byteOffset, byteOffset + length)
+        const expected = naiveMask(data, mask, maskOffset)
+        applyMask(data, mask, maskOffset)
+        if (!data.equals(expected)) t.fail(`length ${length}, byte offset ${byteOffset}, mask offset ${maskOffset}`)
+      }
+    }
+    t.pass(`length ${length}`)
+  }
+})
+
+test('unmasking twice restores a long payload', async (t) => {
+  const original = randomBytes(70000)
+  const data = Buffer.from(original)
+  const mask = randomBytes(4)
+  applyMask(data, mask, 3)
+  t.notOk(data.equals(original))
+  applyMask(data, mask, 3)
+  t.ok(data.equals(original))
+})
