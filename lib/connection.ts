@@ -51,7 +51,8 @@ export class Connection implements SessionIO {
   readonly session: Session
   readonly limits: ConnectionLimits
   private readonly listener: ConnectionListener
-  private pending: Buffer[] = []
+  /** Frames queued since the last flush; null when none (an idle connection holds no array). */
+  private pending: Buffer[] | null = null
   private pendingBytes = 0
   private flushScheduled = false
   private receiving = false
@@ -68,14 +69,13 @@ export class Connection implements SessionIO {
     this.limits = limits
     this.session = new Session(this, limits.maxPayload, deflate)
     socket.setNoDelay(true)
-    socket.on('data', (chunk: Buffer) => this.receive(chunk))
-    // The peer ended its side without a close frame: none can follow, so end ours (RFC 6455 §7.1.5: 1006).
-    socket.on('end', () => this.end())
-    socket.on('close', () => this.closed())
-    socket.on('error', () => { /* 'close' follows; ECONNRESET and the like need no answer */ })
-    if (limits.idleTimeout > 0) {
-      socket.setTimeout(limits.idleTimeout, () => this.close(CloseCode.GoingAway, 'idle timeout'))
-    }
+    // Shared listeners that find this connection on the socket: no closures per connection.
+    ;(socket as ConnectedSocket)[kConnection] = this
+    socket.on('data', onData)
+    socket.on('end', onEnd)
+    socket.on('close', onClose)
+    if (socket.listenerCount('error') === 0) socket.on('error', ignore)
+    if (limits.idleTimeout > 0) socket.setTimeout(limits.idleTimeout, onIdle)
   }
 
   /** Bytes queued but not yet handed to the kernel: waiting to be compressed, batched here, or in the socket. */
@@ -129,10 +129,11 @@ export class Connection implements SessionIO {
   // SessionIO
 
   write (header: Buffer, payload: Buffer): void {
-    this.pending.push(header)
+    const pending = this.pending ??= []
+    pending.push(header)
     this.pendingBytes += header.length
     if (payload.length > 0) {
-      this.pending.push(payload)
+      pending.push(payload)
       this.pendingBytes += payload.length
     }
     if (!this.receiving && !this.flushScheduled) {
@@ -173,7 +174,7 @@ export class Connection implements SessionIO {
   flush (): void {
     this.flushScheduled = false
     const pending = this.pending
-    if (pending.length === 0) return
+    if (pending === null) return
     const socket = this.socket
     if (socket.writable) {
       if (pending.length === 1) {
@@ -186,7 +187,7 @@ export class Connection implements SessionIO {
         socket.uncork()
       }
     }
-    this.pending = []
+    this.pending = null
     this.pendingBytes = 0
     this.checkBacklog()
   }
@@ -220,16 +221,40 @@ export class Connection implements SessionIO {
     this.closeTimer.unref()
   }
 
-  private closed (): void {
+  /** @internal The socket's 'close': the connection is over. */
+  closed (): void {
     if (this.closeTimer !== null) clearTimeout(this.closeTimer)
     this.closeTimer = null
-    this.pending = []
+    this.pending = null
     this.pendingBytes = 0
     const session = this.session
     session.transportClosed()
     this.listener.onClose(session.closeCode, session.closeReason)
   }
 }
+
+const kConnection = Symbol('fastify-rfc6455.connection')
+type ConnectedSocket = Socket & { [kConnection]: Connection }
+
+function onData (this: ConnectedSocket, chunk: Buffer): void {
+  this[kConnection].receive(chunk)
+}
+
+/** The peer ended its side without a close frame: none can follow, so end ours (RFC 6455 §7.1.5: 1006). */
+function onEnd (this: ConnectedSocket): void {
+  this[kConnection].end()
+}
+
+function onClose (this: ConnectedSocket): void {
+  this[kConnection].closed()
+}
+
+function onIdle (this: ConnectedSocket): void {
+  this[kConnection].close(CloseCode.GoingAway, 'idle timeout')
+}
+
+/** 'close' follows an 'error'; ECONNRESET and the like need no answer. */
+function ignore (): void {}
 
 function flushTick (connection: Connection): void {
   connection.flush()
