@@ -4,26 +4,16 @@
  * the browser's own WebSocket client talks to the plugin over 127.0.0.1.
  * Skipped, not failed, where /usr/bin/chromium is missing.
  */
-import { existsSync } from 'node:fs'
 import { test } from 'tap'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { buildChatApp } from '../../examples/chat/server.js'
-
-const CHROMIUM = '/usr/bin/chromium'
-/** Milliseconds any one wait in a page may take before the test fails. */
-const WAIT = 5000
-/** This machine has no network: keep Chromium from trying to reach one. */
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'
-]
-
-const skip = existsSync(CHROMIUM) ? false : `Chromium not installed (${CHROMIUM}): apt-get install chromium`
+import { listen } from '../support/app.js'
+import { launchChromium, PAGE_WAIT_MS, skipWithoutChromium } from '../support/chromium.js'
 
 /** Opens the chat page for `room` and waits until its WebSocket is open. */
 async function openRoom (browser: Browser, base: string, room: string, errors: string[]): Promise<Page> {
   const page = await browser.newPage()
-  page.setDefaultTimeout(WAIT)
+  page.setDefaultTimeout(PAGE_WAIT_MS)
   page.on('pageerror', (error) => errors.push(`${room}: ${error.message}`))
   await page.goto(`${base}/?room=${encodeURIComponent(room)}`)
   await page.locator('#status').getByText('connected', { exact: true }).waitFor()
@@ -42,14 +32,13 @@ async function messagesAfter (page: Page, text: string): Promise<string[]> {
   return page.locator('#log li').allTextContents()
 }
 
-test('chat example: a message reaches every page of its room and no other room', { skip }, async (t) => {
+test('chat example: a message reaches every page of its room and no other room', { skip: skipWithoutChromium }, async (t) => {
   const app = await buildChatApp()
-  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = await listen(app)
   t.teardown(() => app.close())
-  const { port } = app.server.address() as { port: number }
   const base = `http://127.0.0.1:${port}`
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 15_000 })
+  const browser = await launchChromium()
   // Registered after app.close(), so it runs first: the pages' sockets go before the server.
   t.teardown(() => browser.close())
   const errors: string[] = []

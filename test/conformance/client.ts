@@ -23,6 +23,7 @@ import Fastify from 'fastify'
 import type { Test } from 'tap'
 import fastifyRfc6455 from '../../lib/index.js'
 import { encodeFrame } from '../../lib/protocol/frame.js'
+import { listen } from '../support/app.js'
 
 /** The GUID of RFC 6455 §1.3, written out here so that the handshake check does not lean on the library. */
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
@@ -100,8 +101,7 @@ export async function startEchoServer (options: { maxPayload?: number } = {}): P
       onClosed()
     })
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as net.AddressInfo
+  const port = await listen(app)
   const appLog = (id: number): AppLog => {
     const log = logs.get(id)
     if (log === undefined) throw new Error(`no connection with id ${id} reached the application`)

@@ -8,23 +8,12 @@
  * Needs `npm run build` (the example imports the package by name, from
  * dist/). Skipped, not failed, where /usr/bin/chromium is missing.
  */
-import { existsSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { test } from 'tap'
-import { chromium } from 'playwright-core'
 import { buildChatApp } from '../../examples/chat/server.js'
+import { listen } from '../support/app.js'
+import { launchChromium, PAGE_WAIT_MS, skipWithoutChromium } from '../support/chromium.js'
 import { withTimeout } from './helpers.js'
-
-const CHROMIUM = '/usr/bin/chromium'
-/** Milliseconds any one wait in the page may take before the test fails. */
-const WAIT = 5000
-/** This machine has no network: keep Chromium from trying to reach one. */
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'
-]
-
-const skip = existsSync(CHROMIUM) ? false : `Chromium not installed (${CHROMIUM}): apt-get install chromium`
 
 /** What the page reports. */
 interface PageResult {
@@ -33,22 +22,21 @@ interface PageResult {
   intact: boolean
 }
 
-test('Chromium negotiates permessage-deflate with the chat example and gets 20 KB back intact', { skip }, async (t) => {
+test('Chromium negotiates permessage-deflate with the chat example and gets 20 KB back intact', { skip: skipWithoutChromium }, async (t) => {
   const app = await buildChatApp()
   // The server side's TCP socket of each WebSocket handshake, to count bytes on the wire.
   const sockets = new Map<string, Socket>()
   app.addHook('onRequest', async (request) => {
     if (request.headers.upgrade !== undefined) sockets.set(request.url, request.raw.socket)
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = await listen(app)
   t.teardown(() => app.close())
-  const { port } = app.server.address() as { port: number }
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 15_000 })
+  const browser = await launchChromium()
   // Registered after app.close(), so it runs first: the page's sockets go before the server.
   t.teardown(() => browser.close())
   const page = await browser.newPage()
-  page.setDefaultTimeout(WAIT)
+  page.setDefaultTimeout(PAGE_WAIT_MS)
   const errors: string[] = []
   page.on('pageerror', (error) => errors.push(error.message))
   // The chat page itself joins the room "lobby"; the test's socket uses its own room.
@@ -74,7 +62,7 @@ test('Chromium negotiates permessage-deflate with the chat example and gets 20 K
     const data = await reply
     ws.close(1000)
     return { extensions: ws.extensions, length: data.length, intact: data === text }
-  }, { url: `ws://127.0.0.1:${port}/chat/deflate-room`, text, wait: WAIT }), 'the page', 3 * WAIT)
+  }, { url: `ws://127.0.0.1:${port}/chat/deflate-room`, text, wait: PAGE_WAIT_MS }), 'the page', 3 * PAGE_WAIT_MS)
 
   t.match(result.extensions, /^permessage-deflate(;|$)/, `ws.extensions is "${result.extensions}"`)
   t.equal(result.length, text.length, 'the broadcast has the length of the text')

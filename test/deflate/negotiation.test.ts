@@ -275,7 +275,7 @@ test('handshake: a malformed Sec-WebSocket-Extensions is answered 400, a long on
   ]
   for (const offer of malformed) {
     const raw = await harness.raw()
-    const response = await raw.handshake('/echo', offer)
+    const response = await raw.handshake('/echo', { extensions: offer })
     t.equal(response.status, 400, offer.slice(0, 60))
     t.match(response.body.toString(), /Sec-WebSocket-Extensions/)
     raw.destroy()

@@ -9,7 +9,7 @@ import { test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { WebSocket as UndiciWebSocket } from 'undici'
 import {
-  assertStillServes, captureLogs, clientFrame, deferred, Opcode, RawClient, sleep, startServer, until, upgradeRequest, within
+  assertStillServes, captureLogs, clientFrame, deferred, echoOn, Opcode, RawClient, sleep, startServer, until, upgradeRequest, within
 } from './helpers.js'
 
 interface Case {
@@ -133,10 +133,7 @@ test('an exception in a handler or a listener closes that connection only, logge
     })
   }
 
-  const echoed = await within(new Promise<unknown>((resolve) => {
-    bystander.onmessage = (event) => resolve(event.data)
-    bystander.send('still open')
-  }), 5000, 'bystander echo')
+  const echoed = await echoOn(bystander, 'still open', 'bystander echo')
   t.equal(echoed, 'still open', 'the bystander connection was not affected')
   bystander.close(1000)
   t.equal(await within(bystanderClosed.promise, 5000, 'bystander close'), 1000)

@@ -1,45 +1,34 @@
 /**
  * Shared helpers of the hostile-client tests: a server on 127.0.0.1 with a
  * well-behaved echo route, raw node:net clients that write exact bytes
- * (client frames always masked, RFC 6455 §5.3), an independent reader of
+ * (the handshake and masked client frames of test/support, RFC 6455 §5.3), an independent reader of
  * server frames, bounded waits, log capture and a forced garbage collection
  * for memory figures.
  */
 import type { Server as HttpServer } from 'node:http'
 import net from 'node:net'
 import { Writable } from 'node:stream'
-import v8 from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { WebSocket as UndiciWebSocket } from 'undici'
 import fastifyRfc6455, { type FastifyRfc6455Options } from '../../lib/index.js'
-import { encodeFrame, type EncodeOptions } from '../../lib/protocol/frame.js'
+import { delay as sleep, listen, withTimeout } from '../support/app.js'
+import { SAMPLE_ACCEPT as ACCEPT, upgradeRequest as supportUpgradeRequest } from '../support/frames.js'
+import { collectGarbage } from '../support/payloads.js'
+
+export { delay as sleep } from '../support/app.js'
+export { clientFrame, MASKING_KEY, SAMPLE_ACCEPT as ACCEPT, SAMPLE_KEY as KEY } from '../support/frames.js'
+export { pseudoRandomBytes } from '../support/payloads.js'
 
 /** Opcodes (RFC 6455 §5.2), written out here rather than taken from lib/, as a second source. */
 export const Opcode = { Continuation: 0x0, Text: 0x1, Binary: 0x2, Close: 0x8, Ping: 0x9, Pong: 0xa } as const
-
-/** The masking key of every client frame written by hand (RFC 6455 §5.3; the one of the §5.7 examples). */
-export const MASKING_KEY = Buffer.from([0x37, 0xfa, 0x21, 0x3d])
-
-/** The Sec-WebSocket-Key of RFC 6455 §1.3 and its Sec-WebSocket-Accept. */
-export const KEY = 'dGhlIHNhbXBsZSBub25jZQ=='
-export const ACCEPT = 's3pPLMBiTxaQ9kYGzzhZRbK+xOo='
 
 // ---------------------------------------------------------------------------
 // Bounded waits
 
 /** Rejects with `label` when `promise` has not settled within `ms`. */
-export async function within<T> (promise: Promise<T>, ms: number, label: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${label}`)), ms)
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
+export function within<T> (promise: Promise<T>, ms: number, label: string): Promise<T> {
+  return withTimeout(promise, label, ms)
 }
 
 /** Polls `predicate` every few ms until it holds; rejects with `label` after `ms`. */
@@ -49,10 +38,6 @@ export async function until (predicate: () => boolean, ms: number, label: string
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${label}`)
     await sleep(5)
   }
-}
-
-export function sleep (ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
 /** A promise and the functions that settle it. */
@@ -94,8 +79,7 @@ export async function startServer (t: Test, options: ServerOptions = {}): Promis
     socket.on('message', (data, isBinary) => socket.send(isBinary ? data : data.toString()))
   })
   options.routes?.(app)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as net.AddressInfo
+  const port = await listen(app)
   let closing: Promise<void> | null = null
   const close = (ms = 5000): Promise<void> => {
     closing ??= within(app.close(), ms, 'app.close()').catch((error: unknown) => {
@@ -144,26 +128,20 @@ export async function assertStillServes (t: Test, server: Server): Promise<void>
   t.equal(await within(closed.promise, 5000, 'fresh connection closes'), 1000, 'and closes with 1000')
 }
 
+/** Sends `text` on an open undici WebSocket and returns the next message it receives (its echo), waiting at most 5 s. */
+export function echoOn (client: UndiciWebSocket, text: string, label: string): Promise<unknown> {
+  return within(new Promise<unknown>((resolve) => {
+    client.onmessage = (event) => resolve(event.data)
+    client.send(text)
+  }), 5000, label)
+}
+
 // ---------------------------------------------------------------------------
 // Raw clients
 
 /** An upgrade request for `path` with the RFC 6455 §1.3 key; `extra` lines (without CRLF) go before the blank line. */
 export function upgradeRequest (path = '/echo', extra: string[] = [], version = 'HTTP/1.1'): string {
-  return [
-    `GET ${path} ${version}`,
-    'Host: 127.0.0.1',
-    'Upgrade: websocket',
-    'Connection: Upgrade',
-    'Sec-WebSocket-Version: 13',
-    `Sec-WebSocket-Key: ${KEY}`,
-    ...extra
-  ].join('\r\n') + '\r\n\r\n'
-}
-
-/** One masked client frame, header and payload in one buffer. */
-export function clientFrame (opcode: number, payload: Uint8Array | string = Buffer.alloc(0), options: EncodeOptions = {}): Buffer {
-  const bytes = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload
-  return Buffer.concat(encodeFrame(opcode, bytes, { mask: MASKING_KEY, ...options }))
+  return supportUpgradeRequest(path, { extraLines: extra, httpVersion: version.replace(/^HTTP\//, '') })
 }
 
 /** A close frame body: 2-byte close code then the UTF-8 reason (RFC 6455 §5.5.1). */
@@ -370,34 +348,10 @@ export function captureLogs (): { stream: Writable, lines: Array<Record<string, 
   return { stream, lines }
 }
 
-let gcFunction: (() => void) | null = null
-
-/** A full garbage collection (V8's gc(), exposed at run time since tap does not pass --expose-gc). */
-export function collectGarbage (): void {
-  if (gcFunction === null) {
-    v8.setFlagsFromString('--expose-gc')
-    gcFunction = runInNewContext('gc') as () => void
-  }
-  gcFunction()
-  gcFunction()
-}
-
 /** Bytes held by this process's JavaScript: V8 heap plus Buffers and other external memory. */
 export function heldBytes (): number {
   collectGarbage()
+  collectGarbage()
   const usage = process.memoryUsage()
   return usage.heapUsed + usage.external
-}
-
-/** A deterministic pseudo-random byte sequence (xorshift32) for garbage input. */
-export function pseudoRandomBytes (length: number, seed = 0x6455): Buffer {
-  const out = Buffer.allocUnsafe(length)
-  let x = seed >>> 0 || 1
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13; x >>>= 0
-    x ^= x >>> 17
-    x ^= x << 5; x >>>= 0
-    out[i] = x & 0xff
-  }
-  return out
 }

@@ -8,7 +8,7 @@
 import { test } from 'tap'
 import { WebSocket as UndiciWebSocket } from 'undici'
 import {
-  assertStillServes, clientFrame, closeBody, deferred, Opcode, RawClient, sleep, startServer, until, within
+  assertStillServes, clientFrame, closeBody, deferred, echoOn, Opcode, RawClient, sleep, startServer, until, within
 } from './helpers.js'
 
 /** A route that records each connection's close event under its `:name` param. */
@@ -95,10 +95,7 @@ test('heartbeatInterval: a client that answers pings stays open; one that never 
   await until(() => (pongs.get('answering') ?? 0) >= 5, 50 * interval, 'five pongs from the answering client')
   t.equal(closes.has('answering'), false, 'the answering client is still open after five intervals')
   t.equal(answering.readyState, UndiciWebSocket.OPEN)
-  const echo = await within(new Promise<unknown>((resolve) => {
-    answering.onmessage = (event) => resolve(event.data)
-    answering.send('alive')
-  }), 5000, 'echo on the answering client')
+  const echo = await echoOn(answering, 'alive', 'echo on the answering client')
   t.equal(echo, 'alive', 'and still echoes')
   answering.close(1000)
   t.equal(await within(answeringClosed.promise, 5000, 'undici close'), 1000)

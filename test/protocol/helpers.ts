@@ -5,30 +5,16 @@
  */
 import fc from 'fast-check'
 import type { Test } from 'tap'
-import { encodeFrame } from '../../lib/protocol/frame.js'
 import type { ProtocolError } from '../../lib/protocol/errors.js'
 import { Session, type SessionIO } from '../../lib/protocol/session.js'
+import { MASKING_KEY as RFC_MASK } from '../support/frames.js'
 
-/** The masking key of the RFC 6455 §5.7 examples. */
-export const RFC_MASK: Readonly<Buffer> = Buffer.from([0x37, 0xfa, 0x21, 0x3d])
+/** The masking key of the RFC 6455 §5.7 examples (RFC_MASK), and one masked client frame as bytes (§5.3). */
+export { clientFrame, MASKING_KEY as RFC_MASK } from '../support/frames.js'
 
 /** `Buffer.from` for a list of byte values, so vectors read like the RFC. */
 export function bytes (...values: number[]): Buffer {
   return Buffer.from(values)
-}
-
-export interface FrameSpec {
-  fin?: boolean
-  rsv1?: boolean
-  /** Masking key; defaults to the §5.7 key. */
-  mask?: Uint8Array
-}
-
-/** One client-to-server frame as bytes, masked (RFC 6455 §5.3). */
-export function clientFrame (opcode: number, payload: Uint8Array | string = '', spec: FrameSpec = {}): Buffer {
-  const data = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload
-  const [header, body] = encodeFrame(opcode, data, { fin: spec.fin, rsv1: spec.rsv1, mask: spec.mask ?? RFC_MASK })
-  return Buffer.concat([header, body])
 }
 
 /**
