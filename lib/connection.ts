@@ -44,7 +44,7 @@ export const PauseReason = {
  *
  * Writes queued while a chunk is being handled, or during one tick, leave in a
  * single `socket.write` (coalesced up to 16 KiB, corked above). Reading pauses
- * while the unsent backlog is over `highWaterMark` and resumes on `drain`.
+ * while the unsent backlog is over `highWaterMark` and resumes once it is written.
  */
 export class Connection implements SessionIO {
   readonly socket: Socket

@@ -42,10 +42,12 @@ export type WebSocketHandler<RouteGeneric extends RouteGenericInterface = RouteG
 export function createUpgradeListener (fastify: FastifyInstance, matcher: RouteMatcher) {
   const server = fastify.server
   return function onUpgrade (request: UpgradeRequest, duplex: Duplex, head: Buffer): void {
+    const ours = matcher.matches(request)
+    if (!ours && server.listenerCount('upgrade') > 1) return
     const socket = duplex as Socket
+    // Node removed its own error listener before emitting 'upgrade'.
     socket.on('error', ignore)
-    if (!matcher.matches(request)) {
-      if (server.listenerCount('upgrade') > 1) return
+    if (!ours) {
       fastify.log.info({ url: request.url }, 'WebSocket handshake refused: no WebSocket route')
       refuse(socket, { status: 404, headers: {}, reason: 'Not Found' })
       return
