@@ -92,16 +92,16 @@ export class Connection implements SessionIO {
 
   /**
    * Sends one message, compressed when `compress` and permessage-deflate is
-   * on. Past `maxBackpressure` bytes of backlog the connection fails with 1008
+   * on; `header` is its frame header when already encoded. Past `maxBackpressure` bytes of backlog the connection fails with 1008
    * instead. Returns false when the message was not queued.
    */
-  send (opcode: number, payload: Buffer, compress: boolean): boolean {
+  send (opcode: number, payload: Buffer, compress: boolean, header?: Buffer): boolean {
     if (this.bufferedAmount > this.limits.maxBackpressure) {
       this.session.fail(new ProtocolError('WS_ERR_BACKPRESSURE', CloseCode.PolicyViolation,
         `unsent backlog over maxBackpressure of ${this.limits.maxBackpressure} bytes`))
       return false
     }
-    return this.session.sendMessage(opcode, payload, compress)
+    return this.session.sendMessage(opcode, payload, compress, header)
   }
 
   /** Starts the closing handshake; the TCP connection is destroyed if it has not ended `closeTimeout` ms later. */

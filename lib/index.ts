@@ -23,7 +23,8 @@ const fastifyRfc6455 = fp(plugin, { fastify: '5.x', name: 'fastify-rfc6455' })
 
 export default fastifyRfc6455
 export { fastifyRfc6455 }
-export { WebSocket, type WebSocketData, type WebSocketEvents } from './websocket.js'
+export { WebSocket, type SendOptions, type WebSocketData, type WebSocketEvents } from './websocket.js'
+export { broadcast } from './broadcast.js'
 export type { FastifyRfc6455Options, OriginCheck, ProtocolChooser, WebSocketOptions } from './options.js'
 export type { WebSocketHandler } from './upgrade.js'
 export { FastifyWebSocketError } from './errors.js'

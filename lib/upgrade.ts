@@ -42,12 +42,12 @@ export type WebSocketHandler<RouteGeneric extends RouteGenericInterface = RouteG
 export function createUpgradeListener (fastify: FastifyInstance, matcher: RouteMatcher) {
   const server = fastify.server
   return function onUpgrade (request: UpgradeRequest, duplex: Duplex, head: Buffer): void {
-    const ours = matcher.matches(request)
-    if (!ours && server.listenerCount('upgrade') > 1) return
     const socket = duplex as Socket
-    // Node removed its own error listener before emitting 'upgrade'.
+    // Node removed its own error listener before emitting 'upgrade': without
+    // one, a reset would crash the process, whichever listener takes the socket.
     socket.on('error', ignore)
-    if (!ours) {
+    if (!matcher.matches(request)) {
+      if (server.listenerCount('upgrade') > 1) return
       fastify.log.info({ url: request.url }, 'WebSocket handshake refused: no WebSocket route')
       refuse(socket, { status: 404, headers: {}, reason: 'Not Found' })
       return

@@ -101,19 +101,23 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
    * `maxBackpressure` bytes of backlog the connection closes with 1008.
    */
   send (data: WebSocketData, options?: SendOptions): boolean {
-    let payload: Buffer
-    let opcode: number = Opcode.Binary
-    if (typeof data === 'string') {
-      payload = Buffer.from(data, 'utf8')
-      opcode = Opcode.Text
-    } else {
-      payload = toBuffer(data)
-    }
+    const payload = toPayload(data)
+    return this.sendPayload(typeof data === 'string' ? Opcode.Text : Opcode.Binary, payload, options?.compress)
+  }
+
+  /**
+   * @internal Sends a message already turned into bytes. `header`: its frame
+   * header, encoded once for many sockets; used unless this socket compresses it.
+   */
+  sendPayload (opcode: number, payload: Buffer, compress?: boolean, header?: Buffer): boolean {
     const session = this.connection.session
     if (session.readyState !== ReadyState.OPEN) return false
     const deflate = session.deflate
-    const compress = deflate !== null && (options?.compress ?? payload.length >= deflate.threshold)
-    this.connection.send(opcode, payload, compress)
+    if (deflate !== null && (compress ?? payload.length >= deflate.threshold)) {
+      this.connection.send(opcode, payload, true)
+    } else {
+      this.connection.send(opcode, payload, false, header)
+    }
     return this.writable()
   }
 
@@ -234,7 +238,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   }
 
   private control (opcode: number, data: WebSocketData | undefined): boolean {
-    const payload = data === undefined ? EMPTY : typeof data === 'string' ? Buffer.from(data, 'utf8') : toBuffer(data)
+    const payload = data === undefined ? EMPTY : toPayload(data)
     if (payload.length > MAX_CONTROL_PAYLOAD) throw controlPayloadError()
     if (this.connection.session.readyState !== ReadyState.OPEN) return false
     this.connection.session.sendControl(opcode, payload)
@@ -266,6 +270,11 @@ function onNewListener (this: WebSocket, event: string | symbol): void {
 
 function flushQueue (socket: WebSocket): void {
   socket.flushQueue()
+}
+
+/** A message's payload: a string's UTF-8 bytes, or the bytes given, not copied. */
+export function toPayload (data: WebSocketData): Buffer {
+  return typeof data === 'string' ? Buffer.from(data, 'utf8') : toBuffer(data)
 }
 
 function toBuffer (data: Exclude<WebSocketData, string>): Buffer {

@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import Fastify, { type FastifyInstance } from 'fastify'
-import fastifyRfc6455, { type WebSocket } from 'fastify-rfc6455'
+import fastifyRfc6455, { broadcast, type WebSocket } from 'fastify-rfc6455'
 
 const page = await readFile(new URL('./index.html', import.meta.url), 'utf8')
 
@@ -23,9 +23,7 @@ export async function buildChatApp (options: { logger?: boolean } = {}): Promise
     if (room === undefined) rooms.set(name, room = new Set())
     room.add(socket)
     socket.on('message', (data, isBinary) => {
-      if (isBinary) return
-      const text = data.toString('utf8')
-      for (const peer of room) peer.send(text)
+      if (!isBinary) broadcast(room, data.toString('utf8'))
     })
     socket.on('close', () => {
       room.delete(socket)

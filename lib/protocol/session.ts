@@ -114,13 +114,14 @@ export class Session implements MessageHandler {
 
   /**
    * Sends one unfragmented message; with permessage-deflate and `compress`,
-   * compressed (RSV1 set, RFC 7692 §6). Dropped, returning false, once a
+   * compressed (RSV1 set, RFC 7692 §6). `header`: the frame header already
+   * encoded for this payload, uncompressed (a broadcast frames once). Dropped, returning false, once a
    * close frame was sent ("the endpoint MUST NOT send any further data
    * frames", RFC 6455 §5.5.1).
    */
-  sendMessage (opcode: number, payload: Buffer, compress: boolean): boolean {
+  sendMessage (opcode: number, payload: Buffer, compress: boolean, header?: Buffer): boolean {
     if (this.closeSent) return false
-    if (this.outgoing === null && !compress) this.writeFrame(opcode, payload, false)
+    if (this.outgoing === null && !compress) this.writeFrame(opcode, payload, false, header)
     else this.enqueue({ opcode, payload, compress: compress && this.deflate !== null })
     return true
   }
@@ -267,8 +268,8 @@ export class Session implements MessageHandler {
     })
   }
 
-  private writeFrame (opcode: number, payload: Buffer, rsv1: boolean): void {
-    this.io.write(encodeHeader(opcode, payload.length, { rsv1 }), payload)
+  private writeFrame (opcode: number, payload: Buffer, rsv1: boolean, header?: Buffer): void {
+    this.io.write(header ?? encodeHeader(opcode, payload.length, { rsv1 }), payload)
     if (opcode !== Opcode.Close) return
     this.closeWritten = true
     if (this.inputDone) this.io.end()
