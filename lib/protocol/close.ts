@@ -17,15 +17,6 @@ export function isValidWireCode (code: number): boolean {
     (code >= 3000 && code <= 4999)
 }
 
-/**
- * Whether an application may pass `code` to `close()`: 1000, or 3000-4999
- * (registered frameworks, then private use, RFC 6455 §7.4.2). The other
- * registered codes are sent by this library when the condition they name occurs.
- */
-export function isApplicationCode (code: number): boolean {
-  return code === CloseCode.NormalClosure || (code >= 3000 && code <= 4999)
-}
-
 export interface ClosePayload {
   /** The status code, or 1005 when the frame had no body (RFC 6455 §7.1.5). */
   code: number

@@ -1,14 +1,3 @@
-/** A parsed frame header (RFC 6455 §5.2). `payloadLength` is in bytes. */
-export interface FrameHeader {
-  fin: boolean
-  rsv1: boolean
-  rsv2: boolean
-  rsv3: boolean
-  opcode: number
-  masked: boolean
-  payloadLength: number
-}
-
 export interface EncodeOptions {
   /** FIN bit; false for every fragment but the last (§5.4). Default true. */
   fin?: boolean

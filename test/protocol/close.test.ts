@@ -5,7 +5,7 @@
 import { test } from 'tap'
 import { CloseCode, Opcode } from '../../lib/protocol/constants.js'
 import {
-  encodeClosePayload, isApplicationCode, isValidWireCode, MAX_CLOSE_REASON, parseClosePayload
+  encodeClosePayload, isValidWireCode, MAX_CLOSE_REASON, parseClosePayload
 } from '../../lib/protocol/close.js'
 import { ProtocolError } from '../../lib/protocol/errors.js'
 import { assertFailedOnce, assertFails, bytes, chunkings, clientFrame, closeCodeOf, feed, newSession } from './helpers.js'
@@ -29,11 +29,6 @@ test('isValidWireCode: exactly 1000-1003, 1007-1014 and 3000-4999 (§7.4.1, §7.
   t.same(wrong, [], 'all 65536 codes classified as the RFC says')
   for (const code of INVALID_ON_WIRE) t.notOk(isValidWireCode(code), `${code} invalid`)
   for (const code of VALID_ON_WIRE) t.ok(isValidWireCode(code), `${code} valid`)
-})
-
-test('isApplicationCode: 1000 and 3000-4999', async (t) => {
-  for (const code of [1000, 3000, 3999, 4000, 4999]) t.ok(isApplicationCode(code), `${code}`)
-  for (const code of [999, 1001, 1002, 1005, 1006, 1011, 1015, 2999, 5000]) t.notOk(isApplicationCode(code), `${code}`)
 })
 
 test('parseClosePayload', async (t) => {
