@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net'
-import { CloseCode } from './protocol/constants.js'
+import { CloseCode, Opcode } from './protocol/constants.js'
 import { ProtocolError } from './protocol/errors.js'
 import type { PerMessageDeflate } from './protocol/permessage-deflate.js'
 import { ReadyState, Session, type SessionIO } from './protocol/session.js'
@@ -66,7 +66,7 @@ export class Connection implements SessionIO {
   private drainWatch = false
   private closeTimer: NodeJS.Timeout | null = null
   /** Set by the heartbeat when a ping is out, cleared by any pong. */
-  awaitingPong = false
+  private awaitingPong = false
 
   constructor (socket: Socket, listener: ConnectionListener, limits: ConnectionLimits, deflate: PerMessageDeflate | null) {
     this.socket = socket
@@ -113,6 +113,19 @@ export class Connection implements SessionIO {
   close (code: number, reason?: string | Uint8Array): void {
     this.session.close(code, reason)
     this.startCloseTimer()
+  }
+
+  /**
+   * One heartbeat tick: terminates the connection if the pong to the
+   * previous ping has not come back, else sends a ping (RFC 6455 §5.5.2).
+   */
+  heartbeat (): void {
+    if (this.awaitingPong) {
+      this.terminate()
+      return
+    }
+    this.awaitingPong = true
+    this.session.sendControl(Opcode.Ping, EMPTY)
   }
 
   /** Destroys the TCP connection at once, without a close frame. */

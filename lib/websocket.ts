@@ -161,12 +161,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
    * the previous ping has not come back, else sends a ping.
    */
   heartbeat (): void {
-    if (this.connection.awaitingPong) {
-      this.terminate()
-      return
-    }
-    this.connection.awaitingPong = true
-    this.ping()
+    this.connection.heartbeat()
   }
 
   /** @internal Fails the connection: 1011 for anything but a ProtocolError, logged once. */

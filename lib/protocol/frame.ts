@@ -165,7 +165,13 @@ const simd = loadSimd()
 
 function loadSimd (): { xor (data: Uint8Array, start: number, length: number, key: number): void } | null {
   if (typeof WebAssembly !== 'object' || !WebAssembly.validate(SIMD_MASK_MODULE)) return null
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(SIMD_MASK_MODULE))
+  let instance: { exports: Record<string, unknown> }
+  try {
+    instance = new WebAssembly.Instance(new WebAssembly.Module(SIMD_MASK_MODULE))
+  } catch {
+    // Compiling may be refused even for a valid module (--jitless, code-generation policies): use the word loop.
+    return null
+  }
   const memory = new Uint8Array((instance.exports.memory as { buffer: ArrayBuffer }).buffer)
   const mask = instance.exports.mask as (length: number, key: number) => void
   const page = memory.length

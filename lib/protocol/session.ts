@@ -115,9 +115,9 @@ export class Session implements MessageHandler {
   /**
    * Sends one unfragmented message; with permessage-deflate and `compress`,
    * compressed (RSV1 set, RFC 7692 §6). `header`: the frame header already
-   * encoded for this payload, uncompressed (a broadcast frames once). Dropped, returning false, once a
-   * close frame was sent ("the endpoint MUST NOT send any further data
-   * frames", RFC 6455 §5.5.1).
+   * encoded for this payload uncompressed (a broadcast frames once).
+   * Dropped, returning false, once a close frame was sent ("the endpoint
+   * MUST NOT send any further data frames", RFC 6455 §5.5.1).
    */
   sendMessage (opcode: number, payload: Buffer, compress: boolean, header?: Buffer): boolean {
     if (this.closeSent) return false
