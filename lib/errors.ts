@@ -48,3 +48,38 @@ export function sendDataError (): FastifyWebSocketError {
 export function protocolChoiceError (chosen: string): FastifyWebSocketError {
   return new FastifyWebSocketError('FST_WS_INVALID_PROTOCOL_CHOICE', `chosen subprotocol "${chosen}" was not offered by the client`)
 }
+
+/**
+ * An option of the plugin, or of the `ws: { ... }` of the route at `url`, of
+ * the wrong type or out of range: `path` names it (`perMessageDeflate.level`),
+ * `value` is the value given as shown to a person, `allowed` what it must be.
+ */
+export function invalidOptionError (path: string, value: string, allowed: string, url: string | undefined): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_INVALID_OPTION', `${optionScope(url)}option ${path} is ${value}; it must be ${allowed}`)
+}
+
+/** An option name the plugin does not know (a typo, or a plugin-only option on a route); `allowed` lists the known ones. */
+export function unknownOptionError (path: string, value: string, allowed: string, url: string | undefined): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_UNKNOWN_OPTION', `${optionScope(url)}unknown option ${path} (given ${value}); the options are ${allowed}`)
+}
+
+function optionScope (url: string | undefined): string {
+  return url === undefined ? 'fastify-rfc6455: ' : `WebSocket route GET ${url}: `
+}
+
+/** A topic that is not a string of at most `max` bytes of UTF-8. */
+export function topicError (topic: unknown, max: number): FastifyWebSocketError {
+  const shown = typeof topic === 'string' ? `a string of ${Buffer.byteLength(topic)} bytes` : typeof topic
+  return new FastifyWebSocketError('FST_WS_INVALID_TOPIC', `invalid topic (${shown}): a topic is a string of at most ${max} bytes of UTF-8`)
+}
+
+/**
+ * A WebSocket handshake to a GET route that is no WebSocket route: logged, as
+ * the likely cause is a route declared with `ws: true` before the plugin was
+ * registered, which Fastify then keeps as a plain HTTP route.
+ */
+export function notWebSocketRouteError (url: string): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_NOT_WEBSOCKET_ROUTE', `WebSocket handshake to GET ${url}, an HTTP route: ` +
+    'a route declared with ws: true is a WebSocket route only if fastify-rfc6455 was registered, and awaited, before it ' +
+    '(await app.register(fastifyRfc6455), then declare the routes)')
+}

@@ -1,18 +1,35 @@
+import { inspect } from 'node:util'
 import type { FastifyRequest } from 'fastify'
 import type { ConnectionLimits } from './connection.js'
+import { invalidOptionError, unknownOptionError } from './errors.js'
 import type { PerMessageDeflateOptions } from './protocol/permessage-deflate.js'
+import type { Broker } from './pubsub/broker.js'
 
 /**
  * Chooses the subprotocol from those the client offered, in its order of
- * preference (RFC 6455 §4.2.2 step 5.4). Return one of `offered`, or
- * undefined to select none.
+ * preference (RFC 6455 §4.2.2 step 5.4). Return (or resolve to) one of
+ * `offered`, or undefined to select none. A throw or a rejection answers
+ * the handshake with 500.
  */
-export type ProtocolChooser = (offered: string[], request: FastifyRequest) => string | undefined
+export type ProtocolChooser = (offered: string[], request: FastifyRequest) => string | undefined | Promise<string | undefined>
 
-/** Decides whether a handshake's `Origin` (undefined when absent) is allowed (RFC 6455 §4.2.2, §10.2). */
-export type OriginCheck = (origin: string | undefined, request: FastifyRequest) => boolean
+/**
+ * Decides whether a handshake's `Origin` (undefined when absent) is allowed
+ * (RFC 6455 §4.2.2, §10.2): true, or a promise of true, to accept; else 403.
+ * A throw or a rejection answers the handshake with 500.
+ */
+export type OriginCheck = (origin: string | undefined, request: FastifyRequest) => boolean | Promise<boolean>
 
-/** Options of the plugin that a `ws: { ... }` route may override. */
+/**
+ * Options of the plugin that a `ws: { ... }` route may override. Checked
+ * when the plugin is registered and when a route declares them: sizes in
+ * bytes and times in milliseconds are integers from 0 (bytes at most 2^53-1,
+ * milliseconds at most 2^31-1, Node's timer limit), `highWaterMark` at most
+ * `maxBackpressure`, subprotocol names are tokens,
+ * listed origins are lowercase `scheme://host[:port]` or 'null'. A bad value
+ * throws FST_WS_INVALID_OPTION, an unknown name FST_WS_UNKNOWN_OPTION
+ * (FastifyWebSocketError).
+ */
 export interface WebSocketOptions {
   /**
    * Bytes of one reassembled message; over it the connection closes with
@@ -43,11 +60,18 @@ export interface WebSocketOptions {
    */
   protocols?: string[] | ProtocolChooser
   /**
-   * Allowed `Origin` values, or a check; a refused origin gets 403
-   * (RFC 6455 §4.2.2, §10.2). With a list, a handshake without `Origin`
-   * (not from a browser) is allowed. Default: every origin.
+   * Which `Origin` a handshake may carry; a refused one gets 403 (RFC 6455
+   * §4.2.2, §10.2: a browser page of any site may open a WebSocket to any
+   * server, with the user's cookies; the `Origin` header says which site).
+   * Default (unset): same host only: an `Origin`'s host and port must be the
+   * request's `Host` (`request.hostname` and `request.port`, so
+   * `X-Forwarded-Host` behind a trusted proxy), whatever the scheme,
+   * case-insensitively, a missing port being the scheme's default (80, 443).
+   * '*' or true: every origin. A list: exact `Origin` values such as
+   * 'https://app.example.com'. A check: its answer. Without a check, a
+   * handshake without `Origin` (not from a browser) is allowed.
    */
-  origin?: string[] | OriginCheck
+  origin?: '*' | true | string[] | OriginCheck
   /**
    * permessage-deflate (RFC 7692): true or options to accept it when a client
    * offers it. Off by default: each compressing connection holds zlib contexts
@@ -58,6 +82,11 @@ export interface WebSocketOptions {
 
 /** Options of `app.register(fastifyRfc6455, options)`. */
 export interface FastifyRfc6455Options extends WebSocketOptions {
+  /**
+   * Carries topic publishes to the app's other instances (see Broker).
+   * Default: in-process only (LocalBroker). `fastify-rfc6455/redis` has a Redis broker.
+   */
+  broker?: Broker
   /**
    * Milliseconds between heartbeat pings to every connection; a connection
    * whose pong has not come back by the next ping is terminated (close event
@@ -95,4 +124,185 @@ export function resolveOptions (plugin: WebSocketOptions, route: WebSocketOption
     origin: merged.origin,
     perMessageDeflate: merged.perMessageDeflate === true ? {} : merged.perMessageDeflate || null
   }
+}
+
+// Validation: every option is checked when the plugin is registered and when
+// a route declares `ws: { ... }`, so that a bad value fails at startup with
+// FST_WS_INVALID_OPTION or FST_WS_UNKNOWN_OPTION instead of on a connection.
+
+/** What one option must be. */
+interface Rule {
+  /** What the value must be, in words, for the error message ("it must be ..."). */
+  allowed: string
+  /**
+   * Whether `value` is valid. A rule for a list or an object checks the
+   * values in it itself and throws for the first bad one, named by its path.
+   */
+  test (value: unknown, path: string, url: string | undefined): boolean
+}
+
+/** The longest delay Node's timers take (about 24.8 days); a longer one fires after 1 ms instead. */
+const MAX_DELAY = 2 ** 31 - 1
+
+function integer (min: number, max: number, unit: string): Rule {
+  return {
+    allowed: `an integer from ${min} to ${max}${unit}`,
+    test: (value) => Number.isInteger(value) && (value as number) >= min && (value as number) <= max
+  }
+}
+
+const BOOLEAN: Rule = { allowed: 'true or false', test: (value) => typeof value === 'boolean' }
+const BYTES = integer(0, Number.MAX_SAFE_INTEGER, ' (bytes)')
+const MILLISECONDS = integer(0, MAX_DELAY, ' (milliseconds)')
+/**
+ * A window of 8 to 15 bits (RFC 7692 §7.1.2.1, §7.1.2.2). Node's raw deflate
+ * turns 8 into 9, whose farthest match (512 - 262 bytes) still fits the
+ * 256-byte window the peer was told of.
+ */
+const WINDOW_BITS = integer(8, 15, ' (bits, RFC 7692 §7.1.2)')
+
+/**
+ * A subprotocol name: a token (RFC 6455 §4.1, RFC 2616 §2.2), one or more
+ * visible ASCII characters other than separators.
+ */
+const SUBPROTOCOL: Rule = {
+  allowed: 'a token (RFC 6455 §4.1): one or more visible ASCII characters other than ()<>@,;:\\"/[]?={}',
+  test: (value) => typeof value === 'string' && /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(value)
+}
+
+/**
+ * An `Origin` value as browsers send it: the ASCII serialization of an origin
+ * (RFC 6454 §6.2), lowercase scheme "://" host [":" port] with no path, or
+ * "null". Anything else would never match.
+ */
+const ORIGIN: Rule = {
+  allowed: "an origin as browsers send it (RFC 6454 §6.2): lowercase scheme://host[:port] with no path, such as 'https://example.com', or 'null'",
+  test: (value) => typeof value === 'string' && /^(?:null|[a-z][a-z0-9+.-]*:\/\/[^\sA-Z/?#@]+)$/.test(value)
+}
+
+/** The methods of a Broker (lib/pubsub/broker.ts). */
+const BROKER_METHODS: Array<keyof Broker> = ['start', 'subscribe', 'unsubscribe', 'publish', 'close']
+
+const DEFLATE_RULES: Record<keyof PerMessageDeflateOptions, Rule> = {
+  threshold: BYTES,
+  serverNoContextTakeover: BOOLEAN,
+  clientNoContextTakeover: BOOLEAN,
+  serverMaxWindowBits: WINDOW_BITS,
+  clientMaxWindowBits: WINDOW_BITS,
+  memLevel: integer(1, 9, ''),
+  level: integer(0, 9, '')
+}
+
+const WEBSOCKET_RULES: Record<keyof WebSocketOptions, Rule> = {
+  maxPayload: BYTES,
+  closeTimeout: MILLISECONDS,
+  highWaterMark: BYTES,
+  maxBackpressure: BYTES,
+  idleTimeout: MILLISECONDS,
+  protocols: {
+    allowed: 'an array of subprotocol names or a function (offered, request) => string | undefined',
+    test: (value, path, url) => typeof value === 'function' || everyElement(SUBPROTOCOL, value, path, url)
+  },
+  origin: {
+    allowed: "an array of origins, a function (origin, request) => boolean, or '*' or true for every origin",
+    test: (value, path, url) => value === '*' || value === true || typeof value === 'function' || everyElement(ORIGIN, value, path, url)
+  },
+  perMessageDeflate: {
+    allowed: `true, false or an object of ${Object.keys(DEFLATE_RULES).join(', ')}`,
+    test: (value, path, url) => typeof value === 'boolean' || checkObject(DEFLATE_RULES, value, `${path}.`, url, '')
+  }
+}
+
+const PLUGIN_RULES: Record<keyof FastifyRfc6455Options, Rule> = {
+  ...WEBSOCKET_RULES,
+  heartbeatInterval: MILLISECONDS,
+  broker: {
+    allowed: `an object with the methods ${BROKER_METHODS.join(', ')} (the Broker interface)`,
+    test: (value) => typeof value === 'object' && value !== null &&
+      BROKER_METHODS.every((name) => typeof (value as Record<string, unknown>)[name] === 'function')
+  }
+}
+
+/** Options of Fastify's own `register()`, which it leaves in the plugin's options. */
+const REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
+
+/** The `ws` of a route declaration. */
+const ROUTE_RULE: Rule = {
+  allowed: `true, false or an object of ${Object.keys(WEBSOCKET_RULES).join(', ')}`,
+  test: (value, path, url) => typeof value === 'boolean' ||
+    checkObject(WEBSOCKET_RULES, value, `${path}.`, url, ' (heartbeatInterval and broker are plugin options only)')
+}
+
+/**
+ * Checks the options given to `app.register(fastifyRfc6455, options)`: the
+ * type and range of each (see the README's Options table), no unknown name,
+ * and `highWaterMark` at most `maxBackpressure`. Fastify's own register
+ * options (`prefix`, `logLevel`, `logSerializers`) pass.
+ * Throws FST_WS_INVALID_OPTION or FST_WS_UNKNOWN_OPTION (FastifyWebSocketError).
+ */
+export function validatePluginOptions (options: FastifyRfc6455Options): void {
+  const known = Object.keys(PLUGIN_RULES).join(', ')
+  for (const key of Object.keys(options)) {
+    if (REGISTER_OPTIONS.has(key)) continue
+    checkEntry(PLUGIN_RULES, options as Record<string, unknown>, key, '', undefined, known)
+  }
+  checkBackpressure(options, options, '', undefined)
+}
+
+/**
+ * Checks the `ws` of the route declared at `url`: true, false or an object of
+ * route options, checked as the plugin's are (`heartbeatInterval` and
+ * `broker` are plugin options only), with `highWaterMark` at most
+ * `maxBackpressure` once merged over the plugin's options.
+ * Throws FST_WS_INVALID_OPTION or FST_WS_UNKNOWN_OPTION (FastifyWebSocketError).
+ */
+export function validateRouteOptions (ws: unknown, plugin: WebSocketOptions, url: string): void {
+  check(ROUTE_RULE, ws, 'ws', url)
+  if (typeof ws === 'object') checkBackpressure(ws as WebSocketOptions, { ...plugin, ...ws }, 'ws.', url)
+}
+
+function check (rule: Rule, value: unknown, path: string, url: string | undefined): void {
+  if (!rule.test(value, path, url)) throw invalidOptionError(path, describe(value), rule.allowed, url)
+}
+
+/** An undefined value is an option left unset, as `resolveOptions` reads it. */
+function checkEntry (rules: Record<string, Rule>, options: Record<string, unknown>, key: string, prefix: string, url: string | undefined, known: string): void {
+  const value = options[key]
+  if (!Object.hasOwn(rules, key)) throw unknownOptionError(prefix + key, describe(value), known, url)
+  if (value !== undefined) check(rules[key], value, prefix + key, url)
+}
+
+/** False unless `value` is an object; throws for its first unknown or invalid entry. */
+function checkObject (rules: Record<string, Rule>, value: unknown, prefix: string, url: string | undefined, note: string): boolean {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+  const known = Object.keys(rules).join(', ') + note
+  for (const key of Object.keys(value)) checkEntry(rules, value as Record<string, unknown>, key, prefix, url, known)
+  return true
+}
+
+/** False unless `value` is an array; throws for its first element that `rule` refuses. */
+function everyElement (rule: Rule, value: unknown, path: string, url: string | undefined): boolean {
+  if (!Array.isArray(value)) return false
+  for (let i = 0; i < value.length; i++) check(rule, value[i], `${path}[${i}]`, url)
+  return true
+}
+
+/**
+ * Past `highWaterMark` `send()` returns false; past `maxBackpressure` it
+ * closes with 1008. The other way round an application would be closed
+ * before it is ever told to wait. The error names the option `own` set.
+ */
+function checkBackpressure (own: WebSocketOptions, merged: WebSocketOptions, prefix: string, url: string | undefined): void {
+  const highWaterMark = merged.highWaterMark ?? DEFAULTS.highWaterMark
+  const maxBackpressure = merged.maxBackpressure ?? DEFAULTS.maxBackpressure
+  if (highWaterMark <= maxBackpressure) return
+  if (own.maxBackpressure !== undefined) {
+    throw invalidOptionError(`${prefix}maxBackpressure`, describe(maxBackpressure), `at least highWaterMark (${highWaterMark} bytes)`, url)
+  }
+  throw invalidOptionError(`${prefix}highWaterMark`, describe(highWaterMark), `at most maxBackpressure (${maxBackpressure} bytes)`, url)
+}
+
+/** A value as the error message shows it: short, on one line. */
+function describe (value: unknown): string {
+  return inspect(value, { depth: 1, breakLength: Infinity, maxArrayLength: 10, maxStringLength: 80 })
 }
