@@ -1,7 +1,6 @@
 import { Opcode } from './protocol/constants.js'
 import { encodeHeader } from './protocol/frame.js'
-import { ReadyState } from './protocol/session.js'
-import { toPayload, type WebSocket, type WebSocketData } from './websocket.js'
+import { toPayload, type SendOptions, type WebSocket, type WebSocketData } from './websocket.js'
 
 /**
  * Sends one message to many sockets, framed once: the payload is encoded
@@ -10,16 +9,29 @@ import { toPayload, type WebSocket, type WebSocketData } from './websocket.js'
  * compresses the message itself when it is over that socket's threshold,
  * since each compressor's context is its own (RFC 7692 §7.2.1).
  * Returns how many sockets took the message; sockets that are not OPEN are skipped.
+ * For named groups that span instances, see topics (`socket.subscribe()`, `app.websocket.publish()`).
  */
-export function broadcast (sockets: Iterable<WebSocket>, data: WebSocketData): number {
-  const opcode = typeof data === 'string' ? Opcode.Text : Opcode.Binary
-  const payload = toPayload(data)
+export function broadcast (sockets: Iterable<WebSocket>, data: WebSocketData, options?: SendOptions): number {
+  return broadcastPayload(sockets, typeof data === 'string' ? Opcode.Text : Opcode.Binary, toPayload(data), options?.compress)
+}
+
+/**
+ * The one fan-out path of `broadcast()` and topic publishing: frames
+ * `payload` once and queues it on every socket of `sockets` but `except`.
+ * A slow socket never blocks nor throws here: past its `maxBackpressure` it
+ * fails with 1008 on its own. Returns how many sockets took the message.
+ */
+export function broadcastPayload (
+  sockets: Iterable<WebSocket>,
+  opcode: number,
+  payload: Buffer,
+  compress: boolean | undefined,
+  except?: WebSocket
+): number {
   const header = encodeHeader(opcode, payload.length)
   let sent = 0
   for (const socket of sockets) {
-    if (socket.readyState !== ReadyState.OPEN) continue
-    socket.sendPayload(opcode, payload, undefined, header)
-    sent++
+    if (socket !== except && socket.deliver(opcode, payload, compress, header)) sent++
   }
   return sent
 }

@@ -5,7 +5,7 @@ import type {
 } from 'fastify'
 import fp from 'fastify-plugin'
 import type { WebSocketOptions } from './options.js'
-import { plugin } from './plugin.js'
+import { plugin, type WebSocketServer } from './plugin.js'
 import type { WebSocketHandler } from './upgrade.js'
 import type { WebSocket } from './websocket.js'
 
@@ -25,26 +25,75 @@ export default fastifyRfc6455
 export { fastifyRfc6455 }
 export { WebSocket, type SendOptions, type WebSocketData, type WebSocketEvents } from './websocket.js'
 export { broadcast } from './broadcast.js'
+export type { WebSocketServer } from './plugin.js'
+export { LocalBroker, type Broker, type BrokerContext, type BrokerMessage } from './pubsub/broker.js'
+export { MAX_TOPIC_BYTES } from './pubsub/topics.js'
 export type { FastifyRfc6455Options, OriginCheck, ProtocolChooser, WebSocketOptions } from './options.js'
 export type { WebSocketHandler } from './upgrade.js'
 export { FastifyWebSocketError } from './errors.js'
 export { CloseCode, Opcode } from './protocol/constants.js'
 export { ProtocolError } from './protocol/errors.js'
 
+/** The method of a WebSocket route: the opening handshake is a GET (RFC 6455 §4.1). */
+type WebSocketRouteMethod = 'GET' | 'get'
+
 declare module 'fastify' {
   interface FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider> {
     /** The open WebSockets of this app, e.g. to broadcast. */
     readonly websocketClients: ReadonlySet<WebSocket>
 
-    /** `route()` with `ws: true` and no `wsHandler`: `handler` takes the WebSocket. */
+    /** Topics of the app's sockets: `app.websocket.publish(topic, data)`. */
+    readonly websocket: WebSocketServer
+
+    /**
+     * A WebSocket-only route: a GET with `ws: true` (or `ws: { ...options }`)
+     * whose `handler` takes the WebSocket; plain HTTP gets 426.
+     */
     route<RouteGeneric extends RouteGenericInterface = RouteGenericInterface, ContextConfig = ContextConfigDefault,
       const SchemaCompiler extends FastifySchema = FastifySchema>(
-      opts: Omit<FastifyRouteOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger>, 'handler' | 'ws' | 'wsHandler'> & {
+      opts: Omit<FastifyRouteOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger>,
+        'method' | 'handler' | 'ws' | 'wsHandler'> & {
+        method: WebSocketRouteMethod
         ws: true | WebSocketOptions
         handler: WebSocketHandler<RouteGeneric>
         wsHandler?: undefined
       }
     ): FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>
+
+    /**
+     * A GET with `ws: true` (or `ws: { ...options }`) whose `wsHandler` takes
+     * the WebSocket; `handler`, when given, answers plain HTTP, else plain
+     * HTTP gets 426.
+     */
+    route<RouteGeneric extends RouteGenericInterface = RouteGenericInterface, ContextConfig = ContextConfigDefault,
+      const SchemaCompiler extends FastifySchema = FastifySchema>(
+      opts: Omit<FastifyRouteOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger>,
+        'method' | 'handler' | 'ws' | 'wsHandler'> & {
+        method: WebSocketRouteMethod
+        ws: true | WebSocketOptions
+        handler?: FastifyRouteOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger>['handler']
+        wsHandler: WebSocketHandler<RouteGeneric>
+      }
+    ): FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>
+  }
+
+  /**
+   * Fastify's own `route()` declares no WebSocket route: those take the
+   * overloads above, which accept only GET (the opening handshake is a GET,
+   * RFC 6455 §4.1), so `ws: true` on another method is a type error.
+   */
+  interface RouteOptions<
+    RawServer extends RawServerBase = RawServerDefault,
+    RawRequest extends RawRequestDefaultExpression<RawServer> = RawRequestDefaultExpression<RawServer>,
+    RawReply extends RawReplyDefaultExpression<RawServer> = RawReplyDefaultExpression<RawServer>,
+    RouteGeneric extends RouteGenericInterface = RouteGenericInterface,
+    ContextConfig = ContextConfigDefault,
+    SchemaCompiler extends FastifySchema = FastifySchema,
+    TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
+    Logger extends FastifyBaseLogger = FastifyBaseLogger
+  > {
+    ws?: false
+    wsHandler?: undefined
   }
 
   interface RouteShorthandOptions<

@@ -1,9 +1,11 @@
 import type { FastifyInstance } from 'fastify'
 import { CloseCode } from './protocol/constants.js'
-import { DEFAULTS, type FastifyRfc6455Options } from './options.js'
-import { createRouteHook, RouteMatcher } from './route.js'
+import { DEFAULTS, type FastifyRfc6455Options, validatePluginOptions } from './options.js'
+import { acceptWsHandlerOnlyRoutes, createRouteHook, RouteMatcher } from './route.js'
 import { createUpgradeListener } from './upgrade.js'
-import type { WebSocket } from './websocket.js'
+import type { SendOptions, WebSocket, WebSocketData } from './websocket.js'
+import { LocalBroker } from './pubsub/broker.js'
+import { TopicTable } from './pubsub/topics.js'
 
 /** Fastify's default bodyLimit, for apps that report none. */
 const DEFAULT_BODY_LIMIT = 1024 * 1024
@@ -16,11 +18,21 @@ const DEFAULT_BODY_LIMIT = 1024 * 1024
  * timeout. Register it before the routes that use it.
  */
 export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455Options): Promise<void> {
+  validatePluginOptions(options)
   const registry = new Set<WebSocket>()
+  const broker = options.broker ?? new LocalBroker()
+  const topics = new TopicTable(broker)
+  await broker.start({ deliver: (message) => topics.deliver(message), log: fastify.log })
   const config = fastify.initialConfig as { bodyLimit?: number, routerOptions?: object }
   const matcher = new RouteMatcher(config.routerOptions)
   fastify.decorate('websocketClients', { getter: () => registry as ReadonlySet<WebSocket> })
-  fastify.addHook('onRoute', createRouteHook(options, config.bodyLimit ?? DEFAULT_BODY_LIMIT, matcher, registry))
+  const websocket: WebSocketServer = {
+    publish: (topic, data, sendOptions) => topics.publish(topic, data, sendOptions, undefined),
+    subscriberCount: (topic) => topics.subscriberCount(topic)
+  }
+  fastify.decorate('websocket', websocket)
+  acceptWsHandlerOnlyRoutes(fastify)
+  fastify.addHook('onRoute', createRouteHook(options, config.bodyLimit ?? DEFAULT_BODY_LIMIT, matcher, registry, topics))
 
   const onUpgrade = createUpgradeListener(fastify, matcher)
   fastify.server.on('upgrade', onUpgrade)
@@ -35,9 +47,27 @@ export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455O
     fastify.server.off('upgrade', onUpgrade)
     const closed: Array<Promise<void>> = []
     for (const socket of registry) {
-      closed.push(new Promise((resolve) => socket.once('close', () => resolve())))
+      // Not the socket's 'close' event: its listeners may throw or be removed.
+      closed.push(socket.whenClosed())
       socket.close(CloseCode.GoingAway, 'server shutting down')
     }
     await Promise.all(closed)
   })
+  // onClose runs after every preClose hook: the sockets have left their topics.
+  fastify.addHook('onClose', async () => { await broker.close() })
+}
+
+/** `app.websocket`: publishing to the topics of every socket of the app. */
+export interface WebSocketServer {
+  /**
+   * Sends a message to every subscriber of `topic`, on this instance and,
+   * through the broker, on every other. A string goes as text, bytes as
+   * binary, framed once for all; `options.compress` as in `send()`. Never
+   * blocks: a slow subscriber's backlog is bounded by its own `maxBackpressure`
+   * (1008 past it). Returns how many sockets of this instance took it.
+   * Throws FST_WS_INVALID_TOPIC unless `topic` is a string of at most 1024 bytes of UTF-8.
+   */
+  publish (topic: string, data: WebSocketData, options?: SendOptions): number
+  /** How many sockets of this instance are subscribed to `topic`. */
+  subscriberCount (topic: string): number
 }

@@ -1,8 +1,9 @@
 import type { IncomingMessage } from 'node:http'
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
 import { routeHandlerError, routeMethodError } from './errors.js'
-import { type FastifyRfc6455Options, resolveOptions, type WebSocketOptions } from './options.js'
+import { type FastifyRfc6455Options, resolveOptions, validateRouteOptions, type WebSocketOptions } from './options.js'
 import { upgradeRequired, webSocketRouteHandler, type WebSocketHandler } from './upgrade.js'
+import type { TopicTable } from './pubsub/topics.js'
 import type { WebSocket } from './websocket.js'
 
 /**
@@ -27,22 +28,37 @@ export class RouteMatcher {
   }
 
   matches (request: IncomingMessage): boolean {
-    const url = request.url ?? '/'
-    const query = url.indexOf('?')
-    const constraints: Record<string, string> = {}
-    if (request.headers.host !== undefined) constraints.host = request.headers.host
-    const version = request.headers['accept-version']
-    if (typeof version === 'string') constraints.version = version
-    return this.router.findRoute({
-      method: 'GET',
-      url: query === -1 ? url : url.slice(0, query),
-      constraints
-    }) !== null
+    return this.router.findRoute(routeOf(request)) !== null
+  }
+
+  /**
+   * Whether `app` routes the upgrade request to a GET route of its own: one
+   * declared without `ws`, or with it before the plugin could see it.
+   */
+  appMatches (app: FastifyInstance, request: IncomingMessage): boolean {
+    return app.findRoute(routeOf(request)) !== null
   }
 }
 
-/** A route declaration as the `onRoute` hook sees it, with this plugin's options. */
-type WebSocketRouteOptions = RouteOptions & {
+/**
+ * What a router matches an upgrade request against, for `findRoute()`: GET,
+ * the path without the query, and the host and version constraints.
+ */
+function routeOf (request: IncomingMessage): { method: 'GET', url: string, constraints: Record<string, string> } {
+  const url = request.url ?? '/'
+  const query = url.indexOf('?')
+  const constraints: Record<string, string> = {}
+  if (request.headers.host !== undefined) constraints.host = request.headers.host
+  const version = request.headers['accept-version']
+  if (typeof version === 'string') constraints.version = version
+  return { method: 'GET', url: query === -1 ? url : url.slice(0, query), constraints }
+}
+
+/**
+ * A route declaration as the `onRoute` hook sees it, with this plugin's
+ * options (which lib/index.ts keeps out of Fastify's own `RouteOptions`).
+ */
+type WebSocketRouteOptions = Omit<RouteOptions, 'ws' | 'wsHandler'> & {
   ws?: boolean | WebSocketOptions
   wsHandler?: WebSocketHandler
 }
@@ -59,7 +75,8 @@ export function createRouteHook (
   pluginOptions: FastifyRfc6455Options,
   bodyLimit: number,
   matcher: RouteMatcher,
-  registry: Set<WebSocket>
+  registry: Set<WebSocket>,
+  topics: TopicTable
 ) {
   return function onRoute (routeOptions: WebSocketRouteOptions): void {
     const ws = routeOptions.ws
@@ -73,10 +90,31 @@ export function createRouteHook (
     if (methods.length !== 1 || methods[0] !== 'GET') throw routeMethodError(methods.join(','), routeOptions.url)
     const wsHandler = routeOptions.wsHandler ?? routeOptions.handler
     if (typeof wsHandler !== 'function') throw routeHandlerError(routeOptions.url)
+    validateRouteOptions(ws, pluginOptions, routeOptions.url)
     const options = resolveOptions(pluginOptions, typeof ws === 'object' ? ws : undefined, bodyLimit)
-    routeOptions.handler = webSocketRouteHandler(wsHandler as WebSocketHandler, httpHandler, options, registry)
+    routeOptions.handler = webSocketRouteHandler(wsHandler as WebSocketHandler, httpHandler, options, registry, topics)
     matcher.add(routeOptions.url, routeOptions.constraints)
   }
+}
+
+/**
+ * Lets `fastify.route()` declare a WebSocket-only route with `wsHandler` and
+ * no `handler`. Fastify refuses a route without `handler`
+ * (FST_ERR_ROUTE_MISSING_HANDLER) before any `onRoute` hook runs, so such a
+ * declaration is passed on with its `wsHandler` as `handler`: the same route as
+ * `{ ws: true, handler }`. Wraps the instance's own `route`, which the
+ * encapsulated instances created from it inherit.
+ */
+export function acceptWsHandlerOnlyRoutes (fastify: FastifyInstance): void {
+  const route = fastify.route as (this: FastifyInstance, options: RouteOptions) => FastifyInstance
+  fastify.route = function (this: FastifyInstance, options: WebSocketRouteOptions): FastifyInstance {
+    if (options.handler !== undefined || options.wsHandler === undefined || options.ws === undefined || options.ws === false) {
+      return route.call(this, options as RouteOptions)
+    }
+    const { wsHandler, ...declaration } = options
+    // Fastify's types take no WebSocket handler: the onRoute hook above replaces it.
+    return route.call(this, { ...declaration, handler: wsHandler } as unknown as RouteOptions)
+  } as FastifyInstance['route']
 }
 
 function noop (): void {}

@@ -3,12 +3,13 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteGenericInterface } from 'fastify'
 import { Connection } from './connection.js'
-import { protocolChoiceError } from './errors.js'
+import { notWebSocketRouteError, protocolChoiceError } from './errors.js'
 import type { ResolvedOptions } from './options.js'
 import { negotiateDeflate, PerMessageDeflate } from './protocol/permessage-deflate.js'
 import {
   type HandshakeRefusal, isRefusal, refusalResponse, switchingProtocols, validateHandshake
 } from './protocol/handshake.js'
+import type { TopicTable } from './pubsub/topics.js'
 import type { RouteMatcher } from './route.js'
 import { WebSocket } from './websocket.js'
 
@@ -26,11 +27,13 @@ type UpgradeRequest = IncomingMessage & { [kUpgrade]?: PendingUpgrade }
 /**
  * A `ws: true` route's handler, called once the 101 is written. `this` is the
  * Fastify instance the route was declared in; `request` is the handshake
- * request, hooks run. A throw or a rejection closes the connection with 1011
- * and is logged through `request.log`.
+ * request, hooks run. The return value is ignored, except that a promise's
+ * rejection, like a throw, closes the connection with 1011 and is logged
+ * through `request.log`: `(socket) => socket.send('hi')` and async handlers
+ * both fit.
  */
 export type WebSocketHandler<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> =
-  (this: FastifyInstance, socket: WebSocket, request: FastifyRequest<RouteGeneric>) => void | Promise<void>
+  (this: FastifyInstance, socket: WebSocket, request: FastifyRequest<RouteGeneric>) => unknown
 
 /**
  * The server's `upgrade` listener. An upgrade whose path matches a `ws: true`
@@ -48,7 +51,12 @@ export function createUpgradeListener (fastify: FastifyInstance, matcher: RouteM
     socket.on('error', ignore)
     if (!matcher.matches(request)) {
       if (server.listenerCount('upgrade') > 1) return
-      fastify.log.info({ url: request.url }, 'WebSocket handshake refused: no WebSocket route')
+      if (matcher.appMatches(fastify, request)) {
+        // Fastify keeps no route options, so this is where a misregistration shows.
+        fastify.log.warn({ err: notWebSocketRouteError(request.url ?? '/') }, 'WebSocket handshake refused: not a WebSocket route')
+      } else {
+        fastify.log.info({ url: request.url }, 'WebSocket handshake refused: no WebSocket route')
+      }
       refuse(socket, { status: 404, headers: {}, reason: 'Not Found' })
       return
     }
@@ -79,7 +87,8 @@ export function webSocketRouteHandler (
   wsHandler: WebSocketHandler,
   httpHandler: ((this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) => unknown) | undefined,
   options: ResolvedOptions,
-  registry: Set<WebSocket>
+  registry: Set<WebSocket>,
+  topics: TopicTable
 ) {
   return function handler (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): unknown {
     const upgrade = (request.raw as UpgradeRequest)[kUpgrade]
@@ -93,8 +102,7 @@ export function webSocketRouteHandler (
       }
       return upgradeRequired(reply)
     }
-    accept(this, request, reply, upgrade, wsHandler, options, registry)
-    return reply
+    return accept(this, request, reply, upgrade, wsHandler, options, registry, topics) ?? reply
   }
 }
 
@@ -108,6 +116,12 @@ export function upgradeRequired (reply: FastifyReply): FastifyReply {
     .send('Upgrade Required: this route speaks WebSocket (RFC 6455)')
 }
 
+/**
+ * Checks the origin, chooses the subprotocol, then writes the 101 and calls
+ * the handler. Returns a promise when the origin check or the subprotocol
+ * chooser returned one: Fastify awaits it, and answers its rejection (as a
+ * throw) with 500 through the app's error handling, as for any route.
+ */
 function accept (
   instance: FastifyInstance,
   request: FastifyRequest,
@@ -115,56 +129,102 @@ function accept (
   upgrade: PendingUpgrade,
   wsHandler: WebSocketHandler,
   options: ResolvedOptions,
-  registry: Set<WebSocket>
-): void {
+  registry: Set<WebSocket>,
+  topics: TopicTable
+): Promise<void> | undefined {
   const handshake = validateHandshake(request.raw)
   if (isRefusal(handshake)) {
     refuseWithReply(request, reply, handshake)
     return
   }
-  const origin = request.headers.origin
-  if (options.origin !== undefined && !originAllowed(options.origin, origin, request)) {
-    refuseWithReply(request, reply, { status: 403, headers: {}, reason: 'Origin not allowed' })
-    return
-  }
-  const socket = upgrade.socket
-  if (!socket.writable) {
-    // The client went away while hooks ran: there is no one to answer.
+  const start = (protocol: string | undefined): undefined => {
+    if (protocol !== undefined && !handshake.protocols.includes(protocol)) throw protocolChoiceError(protocol)
+    const socket = upgrade.socket
+    if (!socket.writable) {
+      // The client went away while hooks ran: there is no one to answer.
+      reply.hijack()
+      request.log.info('WebSocket handshake abandoned: the connection closed before the 101')
+      return
+    }
+    const negotiated = options.perMessageDeflate === null ? null : negotiateDeflate(handshake.extensions, options.perMessageDeflate)
+    const deflate = negotiated === null
+      ? null
+      : new PerMessageDeflate(negotiated.params, options.perMessageDeflate ?? {}, options.maxPayload)
+    const extensions = negotiated?.response ?? ''
     reply.hijack()
-    request.log.info('WebSocket handshake abandoned: the connection closed before the 101')
-    return
+    reply.raw.detachSocket(socket)
+    socket.write(switchingProtocols(handshake.accept, protocol, extensions))
+    const ws = new WebSocket(protocol ?? '', extensions, request.log, registry, topics)
+    ws.attach(new Connection(socket, ws, options, deflate))
+    try {
+      const result = wsHandler.call(instance, ws, request)
+      if (isThenable(result)) result.then(undefined, (error: unknown) => ws.fail(error))
+    } catch (error) {
+      ws.fail(error)
+    }
+    if (upgrade.head.length > 0) ws.receive(upgrade.head)
   }
-  const protocol = chooseProtocol(options.protocols, handshake.protocols, request)
-  const negotiated = options.perMessageDeflate === null ? null : negotiateDeflate(handshake.extensions, options.perMessageDeflate)
-  const deflate = negotiated === null
-    ? null
-    : new PerMessageDeflate(negotiated.params, options.perMessageDeflate ?? {}, options.maxPayload)
-  const extensions = negotiated?.response ?? ''
-  reply.hijack()
-  reply.raw.detachSocket(socket)
-  socket.write(switchingProtocols(handshake.accept, protocol, extensions))
-  const ws = new WebSocket(protocol ?? '', extensions, request.log, registry)
-  ws.attach(new Connection(socket, ws, options, deflate))
-  try {
-    const result = wsHandler.call(instance, ws, request)
-    if (result !== undefined && typeof result.then === 'function') result.then(undefined, (error: unknown) => ws.fail(error))
-  } catch (error) {
-    ws.fail(error)
-  }
-  if (upgrade.head.length > 0) ws.receive(upgrade.head)
+  return whenSettled(originAllowed(options.origin, request), (allowed) => {
+    if (allowed) return whenSettled(chooseProtocol(options.protocols, handshake.protocols, request), start)
+    refuseWithReply(request, reply, { status: 403, headers: {}, reason: 'Origin not allowed' })
+  })
 }
 
-function originAllowed (check: NonNullable<ResolvedOptions['origin']>, origin: string | undefined, request: FastifyRequest): boolean {
+/** Whether an application's function returned a promise (or another thenable). */
+function isThenable (value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as PromiseLike<unknown>).then === 'function'
+}
+
+/** `next(value)` now, or once `value` has settled when it is a promise: the application's callbacks may be async. */
+function whenSettled<T> (value: T | PromiseLike<T>, next: (value: T) => Promise<void> | undefined): Promise<void> | undefined {
+  return isThenable(value) ? Promise.resolve(value as PromiseLike<T>).then(next) : next(value as T)
+}
+
+/** Default ports of the schemes an `Origin` carries (RFC 6454 §4: the URL parser leaves them out). */
+const DEFAULT_PORTS: Record<string, number> = { 'http:': 80, 'https:': 443, 'ws:': 80, 'wss:': 443 }
+
+/**
+ * The `origin` option applied to a handshake (RFC 6455 §4.2.2, §10.2).
+ * Unset: a handshake with an `Origin` must come from the request's own host
+ * (`sameHost`); '*' or true: every origin; a list: those origins, and
+ * handshakes without `Origin`; a function: its answer, awaited when a promise.
+ */
+function originAllowed (check: ResolvedOptions['origin'], request: FastifyRequest): boolean | PromiseLike<boolean> {
+  const origin = request.headers.origin
+  if (check === '*' || check === true) return true
   if (typeof check === 'function') return check(origin, request)
-  return origin === undefined || check.includes(origin)
+  if (origin === undefined) return true
+  return check === undefined ? sameHost(origin, request) : check.includes(origin)
 }
 
-function chooseProtocol (choice: ResolvedOptions['protocols'], offered: string[], request: FastifyRequest): string | undefined {
+/**
+ * Whether `origin` names the host the request was sent to: Fastify's
+ * `request.hostname` and `request.port` (the `Host` header, or
+ * `X-Forwarded-Host` behind a trusted proxy), whatever the scheme. Host
+ * names compare case-insensitively. A `Host` without a port matches an
+ * origin without one (on its scheme's default port); a `Host` with a port,
+ * an origin on that port, written out or its scheme's default
+ * (`app.example:443` matches `https://app.example`). An `Origin` that is not
+ * a URL ('null') never matches.
+ */
+function sameHost (origin: string, request: FastifyRequest): boolean {
+  let url: URL
+  try {
+    url = new URL(origin)
+  } catch {
+    return false
+  }
+  if (url.hostname !== request.hostname.toLowerCase()) return false
+  const port = request.port
+  if (port === null) return url.port === ''
+  return port === (url.port === '' ? DEFAULT_PORTS[url.protocol] : Number(url.port))
+}
+
+/** A subprotocol from the list, or the chooser's answer (checked by the caller once settled). */
+function chooseProtocol (choice: ResolvedOptions['protocols'], offered: string[], request: FastifyRequest): string | undefined | PromiseLike<string | undefined> {
   if (choice === undefined || offered.length === 0) return undefined
   if (typeof choice !== 'function') return offered.find((name) => choice.includes(name))
-  const chosen = choice(offered, request)
-  if (chosen !== undefined && !offered.includes(chosen)) throw protocolChoiceError(chosen)
-  return chosen
+  return choice(offered, request)
 }
 
 function refuseWithReply (request: FastifyRequest, reply: FastifyReply, refusal: HandshakeRefusal): FastifyReply {

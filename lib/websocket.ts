@@ -1,11 +1,12 @@
 import { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
-import { type Connection, type ConnectionListener, PauseReason } from './connection.js'
+import { type Connection, PauseReason } from './connection.js'
 import { closeCodeError, closeReasonError, controlPayloadError, sendDataError } from './errors.js'
 import { MAX_CLOSE_REASON, isValidWireCode } from './protocol/close.js'
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from './protocol/constants.js'
 import { ProtocolError } from './protocol/errors.js'
 import { ReadyState } from './protocol/session.js'
+import type { TopicTable } from './pubsub/topics.js'
 
 /** Events of a WebSocket, with their arguments. */
 export interface WebSocketEvents {
@@ -43,7 +44,7 @@ export interface SendOptions {
  * handler. Messages that arrive before a `message` listener is attached (after
  * an `await` in the handler, say) are queued and reading pauses until one is.
  */
-export class WebSocket extends EventEmitter<WebSocketEvents> implements ConnectionListener {
+export class WebSocket extends EventEmitter<WebSocketEvents> {
   static readonly CONNECTING = ReadyState.CONNECTING
   static readonly OPEN = ReadyState.OPEN
   static readonly CLOSING = ReadyState.CLOSING
@@ -55,18 +56,26 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   readonly extensions: string
   private readonly log: FastifyBaseLogger
   private readonly registry: Set<WebSocket>
+  private readonly topicTable: TopicTable
+  /** The topics this socket is subscribed to; null when none (an idle socket holds no Set). */
+  private subscriptions: Set<string> | null = null
   private connection!: Connection
   /** Messages waiting for a listener, as [data, isBinary] pairs; null when none. */
   private queue: Array<[Buffer, boolean]> | null = null
   private needDrain = false
 
-  /** @internal Created by the plugin once the 101 is written; `registry` holds the open sockets. */
-  constructor (protocol: string, extensions: string, log: FastifyBaseLogger, registry: Set<WebSocket>) {
-    super()
+  /**
+   * @internal Created by the plugin once the 101 is written; `registry` holds
+   * the open sockets, `topicTable` the app's topics.
+   */
+  constructor (protocol: string, extensions: string, log: FastifyBaseLogger, registry: Set<WebSocket>, topicTable: TopicTable) {
+    // A listener's rejected promise goes to [EventEmitter.captureRejectionSymbol], not to the process.
+    super({ captureRejections: true })
     this.protocol = protocol
     this.extensions = extensions
     this.log = log
     this.registry = registry
+    this.topicTable = topicTable
     // 'newListener' is EventEmitter's own event, outside WebSocketEvents.
     const emitter: EventEmitter = this
     emitter.on('newListener', onNewListener)
@@ -101,24 +110,66 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
    * `maxBackpressure` bytes of backlog the connection closes with 1008.
    */
   send (data: WebSocketData, options?: SendOptions): boolean {
-    const payload = toPayload(data)
-    return this.sendPayload(typeof data === 'string' ? Opcode.Text : Opcode.Binary, payload, options?.compress)
+    const opcode = typeof data === 'string' ? Opcode.Text : Opcode.Binary
+    return this.deliver(opcode, toPayload(data), options?.compress, undefined) && this.writable()
   }
 
   /**
-   * @internal Sends a message already turned into bytes. `header`: its frame
-   * header, encoded once for many sockets; used unless this socket compresses it.
+   * @internal Queues a message already turned into bytes; true when it was
+   * queued (the socket is OPEN and under `maxBackpressure`). `header`: its
+   * frame header, encoded once for many sockets; used unless this socket
+   * compresses the message.
    */
-  sendPayload (opcode: number, payload: Buffer, compress?: boolean, header?: Buffer): boolean {
+  deliver (opcode: number, payload: Buffer, compress: boolean | undefined, header: Buffer | undefined): boolean {
     const session = this.connection.session
     if (session.readyState !== ReadyState.OPEN) return false
     const deflate = session.deflate
     if (deflate !== null && (compress ?? payload.length >= deflate.threshold)) {
-      this.connection.send(opcode, payload, true)
-    } else {
-      this.connection.send(opcode, payload, false, header)
+      return this.connection.send(opcode, payload, true)
     }
-    return this.writable()
+    return this.connection.send(opcode, payload, false, header)
+  }
+
+  /** The topics this socket is subscribed to, read-only (subscribe and unsubscribe change it). */
+  get topics (): ReadonlySet<string> {
+    return this.subscriptions ?? NO_TOPICS
+  }
+
+  /**
+   * Subscribes this socket to `topic` (exact match, no wildcards): it will
+   * receive every message published to it, on this instance or, through the
+   * broker, on any other. Returns false when it already was subscribed or is
+   * no longer OPEN. Throws FST_WS_INVALID_TOPIC unless `topic` is a string of
+   * at most 1024 bytes of UTF-8. A socket leaves all its topics when it closes.
+   */
+  subscribe (topic: string): boolean {
+    if (this.connection.session.readyState !== ReadyState.OPEN) return false
+    if (!this.topicTable.subscribe(this, topic)) return false
+    ;(this.subscriptions ??= new Set()).add(topic)
+    return true
+  }
+
+  /** Unsubscribes this socket from `topic`; false when it was not subscribed. */
+  unsubscribe (topic: string): boolean {
+    if (this.subscriptions === null || !this.subscriptions.delete(topic)) return false
+    if (this.subscriptions.size === 0) this.subscriptions = null
+    return this.topicTable.unsubscribe(this, topic)
+  }
+
+  /** Whether this socket is subscribed to `topic`. */
+  isSubscribed (topic: string): boolean {
+    return this.subscriptions !== null && this.subscriptions.has(topic)
+  }
+
+  /**
+   * Publishes a message to every subscriber of `topic` but this socket, on
+   * every instance (as `ws.publish` in uWebSockets.js and Bun); this socket
+   * need not be subscribed. A string goes as text, bytes as binary, framed
+   * once for all. Returns how many sockets of this instance took it. Throws
+   * FST_WS_INVALID_TOPIC as `subscribe()` does.
+   */
+  publish (topic: string, data: WebSocketData, options?: SendOptions): number {
+    return this.topicTable.publish(topic, data, options, this)
   }
 
   /** Sends a ping with up to 125 bytes of application data (RFC 6455 §5.5.2). */
@@ -164,12 +215,24 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     this.connection.heartbeat()
   }
 
+  /**
+   * @internal Resolves when the TCP connection has closed, whatever the
+   * 'close' listeners do; at most `closeTimeout` ms after `close()`, when
+   * the connection is destroyed.
+   */
+  whenClosed (): Promise<void> {
+    const socket = this.connection.socket
+    if (socket.closed) return Promise.resolve()
+    return new Promise((resolve) => socket.once('close', () => resolve()))
+  }
+
   /** @internal Fails the connection: 1011 for anything but a ProtocolError, logged once. */
   fail (error: unknown): void {
     if (!this.connection.session.fail(error)) this.log.error({ err: error }, 'WebSocket handler failed after the connection closed')
   }
 
-  // ConnectionListener
+  // ConnectionListener, structurally: the published .d.ts strips these @internal
+  // members, so an `implements` clause there would break consumers' type checks.
 
   /** @internal */
   onMessage (data: Buffer, isBinary: boolean): void {
@@ -212,6 +275,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
   /** @internal */
   onClose (code: number, reason: string): void {
     this.registry.delete(this)
+    this.leaveTopics()
     this.guard(() => this.emit('close', code, reason))
   }
 
@@ -232,6 +296,13 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     this.connection.resumeReading(PauseReason.NoListener)
   }
 
+  private leaveTopics (): void {
+    const subscriptions = this.subscriptions
+    if (subscriptions === null) return
+    this.subscriptions = null
+    for (const topic of subscriptions) this.topicTable.unsubscribe(this, topic)
+  }
+
   private control (opcode: number, data: WebSocketData | undefined): boolean {
     const payload = data === undefined ? EMPTY : toPayload(data)
     if (payload.length > MAX_CONTROL_PAYLOAD) throw controlPayloadError()
@@ -246,18 +317,31 @@ export class WebSocket extends EventEmitter<WebSocketEvents> implements Connecti
     return false
   }
 
+  /**
+   * @internal A promise returned by a listener rejected (EventEmitter's
+   * `captureRejections`): handled as a listener that threw.
+   */
+  override [EventEmitter.captureRejectionSymbol] (error: Error, ..._eventAndArgs: unknown[]): void {
+    this.listenerFailed(error)
+  }
+
   /** Runs application code called from an event: a throw fails this connection (1011), nothing else. */
   private guard (emit: () => void): void {
     try {
       emit()
     } catch (error) {
-      // Once the connection has failed or closed there is nothing to close: log it here.
-      if (!this.connection.session.fail(error)) this.log.error({ err: error }, 'WebSocket event listener threw')
+      this.listenerFailed(error)
     }
+  }
+
+  /** Fails this connection with 1011; once it has failed or closed there is nothing to close, so the error is logged here. */
+  private listenerFailed (error: unknown): void {
+    if (!this.connection.session.fail(error)) this.log.error({ err: error }, 'WebSocket event listener threw')
   }
 }
 
 const EMPTY = Buffer.alloc(0)
+const NO_TOPICS: ReadonlySet<string> = new Set()
 
 function onNewListener (this: WebSocket, event: string | symbol): void {
   if (event === 'message') process.nextTick(flushQueue, this)
