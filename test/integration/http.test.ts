@@ -51,10 +51,12 @@ test('plain HTTP on WebSocket routes: 426 for ws-only, the HTTP handler for comb
     const other = Fastify()
     await other.register(fastifyRfc6455)
     const declare = (method: 'POST' | 'PUT' | 'DELETE') => {
+      // @ts-expect-error ws: true on a method other than GET is a type error too
       other.route({ method, url: '/nope', ws: true, handler: () => {} })
     }
     t.throws(() => declare('POST'), { code: 'FST_WS_ROUTE_METHOD', message: 'WebSocket route POST /nope: only GET routes may set ws: true' })
     t.throws(() => declare('PUT'), { code: 'FST_WS_ROUTE_METHOD' })
+    // @ts-expect-error the same for GET with another method
     t.throws(() => other.route({ method: ['GET', 'POST'], url: '/both-methods', ws: true, handler: () => {} }), { code: 'FST_WS_ROUTE_METHOD' })
     await other.ready()
     t.pass('the throw is synchronous: app.ready() does not reject afterwards')

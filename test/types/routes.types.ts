@@ -5,7 +5,7 @@
  * line below it compiles.
  */
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
-import fastifyRfc6455, { type FastifyRfc6455Options, type WebSocket, type WebSocketOptions } from '../../lib/index.js'
+import fastifyRfc6455, { type FastifyRfc6455Options, type WebSocket, type WebSocketHandler, type WebSocketOptions } from '../../lib/index.js'
 
 /** True when A and B are the same type (not merely assignable either way). */
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
@@ -141,6 +141,45 @@ export async function typeChecks (): Promise<void> {
     expectEqual<Equal<typeof request.params, { id: string }>>()
     return reply.code(200).send(request.params.id)
   })
+
+  // The handler's return value is ignored (but a promise's rejection): one-line handlers compile.
+  app.get('/one-line', { ws: true }, (socket) => socket.send('hi'))
+  app.get('/one-line-async', { ws: true }, async (socket) => socket.send('hi'))
+  app.route({ method: 'GET', url: '/one-line-route', ws: true, handler: (socket) => socket.send('hi') })
+  const returnsAnything: WebSocketHandler = (socket) => socket.readyState
+  expectType<WebSocketHandler>(returnsAnything)
+  expectEqual<Equal<ReturnType<WebSocketHandler>, unknown>>()
+
+  // WebSocket-only route in the full form with wsHandler and no handler; params typed by the generic.
+  app.route({ method: 'GET', url: '/ws-only', ws: true, wsHandler: (socket) => socket.send('only') })
+  app.route<{ Params: { room: string } }>({
+    method: 'get',
+    url: '/ws-only/:room',
+    ws: { idleTimeout: 1000 },
+    wsHandler: (socket, request) => {
+      expectEqual<Equal<typeof socket, WebSocket>>()
+      expectEqual<Equal<typeof request.params, { room: string }>>()
+    }
+  })
+  // @ts-expect-error a WebSocket route needs handler or wsHandler
+  app.route({ method: 'GET', url: '/no-handler', ws: true })
+  // @ts-expect-error wsHandler without ws: true would be a plain HTTP route that never calls it
+  app.route({ method: 'GET', url: '/no-ws', handler: (_request, reply) => reply.send(), wsHandler: (socket) => socket.close() })
+  // @ts-expect-error the HTTP handler of a combined route takes (request, reply), not the socket
+  app.route({ method: 'GET', url: '/both-wrong', ws: true, handler: (socket: WebSocket) => socket.close(), wsHandler: (socket) => socket.close() })
+
+  // Only GET may carry ws (the opening handshake is a GET, RFC 6455 §4.1): route() sees the method.
+  // @ts-expect-error ws: true on POST, WebSocket handler
+  app.route({ method: 'POST', url: '/post-ws', ws: true, handler: (socket: WebSocket) => socket.close() })
+  // @ts-expect-error ws: true on POST, HTTP handler
+  app.route({ method: 'POST', url: '/post-ws-http', ws: true, handler: (_request, reply) => reply.send() })
+  // @ts-expect-error ws options on PUT with a wsHandler
+  app.route({ method: 'PUT', url: '/put-ws', ws: { maxPayload: 1 }, wsHandler: (socket) => socket.close() })
+  // @ts-expect-error GET among other methods
+  app.route({ method: ['GET', 'POST'], url: '/get-post-ws', ws: true, handler: (socket: WebSocket) => socket.close() })
+  app.route({ method: 'POST', url: '/post-ws-false', ws: false, handler: (_request, reply) => reply.send() })
+  // app.get and app.post share one type in Fastify (RouteShorthandMethod), so
+  // app.post(url, { ws: true }, handler) is refused at startup only (FST_WS_ROUTE_METHOD).
 
   // Ordinary HTTP routes are untouched.
   app.get<{ Params: { id: string } }>('/http/:id', (request, reply) => {
