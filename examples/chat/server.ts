@@ -1,40 +1,137 @@
 /**
- * Chat example: an HTML page (a plain HTTP route) and a WebSocket route,
- * /chat/:room, that broadcasts every message to the room. Run with `npm start`;
- * PORT sets the port (default 3000, 0 for any free one).
+ * Chat example: an HTML page and a WebSocket route, /chat/:room, whose
+ * sockets subscribe to the topic `room:<name>`; every message is published to
+ * that topic, so it reaches every page of the room, the sender's included.
+ *
+ * Run with `npm start`. Environment:
+ * - `PORT` (default 3000, 0 for any free one) and `HOST` (default 127.0.0.1);
+ * - `REDIS_URL=redis://127.0.0.1:6379`: share the rooms with every other
+ *   instance started with the same Redis (the Redis broker);
+ * - `REDIS_CLUSTER=host:port,host:port`: the same through a Redis Cluster.
+ * Without either it runs alone and loads no Redis client. SIGINT and SIGTERM
+ * close the app: open pages get 1001 (Going Away) and reconnect.
+ *
+ * The wire, JSON text messages. Page to server: `{ name, text }`. Server to
+ * page: `{ type: 'welcome', id, instance, port, room }` once, then
+ * `{ type: 'message', from, name, text, at }` per message (`from`: the
+ * sender's connection id, as in its welcome; `at`: ms since the epoch).
  */
+import { randomUUID } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
+import { pathToFileURL } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
-import fastifyRfc6455, { broadcast, type WebSocket } from 'fastify-rfc6455'
+import fastifyRfc6455, { type Broker, CloseCode } from 'fastify-rfc6455'
 
 const page = await readFile(new URL('./index.html', import.meta.url), 'utf8')
 
-/** Builds the chat app; `rooms` maps a room name to its open sockets. */
-export async function buildChatApp (options: { logger?: boolean } = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: options.logger ?? false })
-  const rooms = new Map<string, Set<WebSocket>>()
-  await app.register(fastifyRfc6455, { maxPayload: 64 * 1024, perMessageDeflate: true })
+const favicon = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">' +
+  '<rect width="16" height="16" rx="4" fill="#0969da"/><path d="M4 4.5h8v5.5H7.5L4.5 12.5V10H4z" fill="#fff"/></svg>'
+
+/** Longest name, in UTF-16 code units (as the page's `maxlength` counts). */
+export const MAX_NAME = 40
+/** Longest text of one message, in UTF-16 code units. */
+export const MAX_TEXT = 1000
+/** Longest room name, in characters (code points, as JSON Schema's `maxLength` counts them). */
+export const MAX_ROOM = 64
+/** Bytes of one message from a page: the JSON of the longest name and text, escapes included, fits. */
+const MAX_MESSAGE_BYTES = 8 * 1024
+
+/** What a page says: `{ name, text }`, both trimmed and non-empty. */
+export interface Said {
+  name: string
+  text: string
+}
+
+/**
+ * The `{ name, text }` of a page's message, trimmed; null unless `data` is
+ * the JSON of an object whose `name` (1 to MAX_NAME) and `text` (1 to
+ * MAX_TEXT) are strings. Other members are dropped, never relayed.
+ */
+export function parseSaid (data: string): Said | null {
+  let value: unknown
+  try {
+    value = JSON.parse(data)
+  } catch {
+    return null
+  }
+  if (typeof value !== 'object' || value === null) return null
+  const { name, text } = value as Record<string, unknown>
+  if (typeof name !== 'string' || typeof text !== 'string') return null
+  const said = { name: name.trim(), text: text.trim() }
+  if (said.name.length === 0 || said.name.length > MAX_NAME || said.text.length === 0 || said.text.length > MAX_TEXT) return null
+  return said
+}
+
+/**
+ * The broker that `REDIS_URL` or `REDIS_CLUSTER` (comma-separated
+ * `host:port` of some nodes) asks for, or undefined (this instance alone)
+ * without either. The Redis broker, and with it the `redis` package, is
+ * imported only then.
+ */
+export async function brokerFromEnv (env: NodeJS.ProcessEnv = process.env): Promise<Broker | undefined> {
+  // An empty value counts as unset, as `REDIS_URL= npm start` means.
+  const url = env.REDIS_URL || undefined
+  const cluster = env.REDIS_CLUSTER || undefined
+  if (url === undefined && cluster === undefined) return undefined
+  const { RedisBroker } = await import('fastify-rfc6455/redis')
+  if (url !== undefined) return new RedisBroker({ url })
+  const rootNodes = cluster!.split(',').map((node) => ({ url: `redis://${node.trim()}` }))
+  return new RedisBroker({ cluster: { rootNodes } })
+}
+
+/**
+ * Builds the chat app. `broker`: see brokerFromEnv (default: this instance
+ * alone). `instance`: the name the page shows for this instance (default: a
+ * random one).
+ */
+export async function buildChatApp (options: { logger?: boolean, broker?: Broker, instance?: string } = {}): Promise<FastifyInstance> {
+  // A client that sends no request, or drips it, is dropped within 12 s (README, "Production settings").
+  const app = Fastify({
+    logger: options.logger ?? false,
+    requestTimeout: 10_000,
+    http: { headersTimeout: 10_000, connectionsCheckingInterval: 2_000 }
+  })
+  const instance = options.instance ?? randomUUID().slice(0, 8)
+  await app.register(fastifyRfc6455, {
+    maxPayload: MAX_MESSAGE_BYTES,
+    perMessageDeflate: true,
+    heartbeatInterval: 30_000,
+    broker: options.broker
+  })
 
   app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').send(page))
+  app.get('/favicon.svg', (_request, reply) => reply.type('image/svg+xml').header('cache-control', 'max-age=86400').send(favicon))
 
-  app.get<{ Params: { room: string } }>('/chat/:room', { ws: true }, (socket, request) => {
-    const name = request.params.room
-    let room = rooms.get(name)
-    if (room === undefined) rooms.set(name, room = new Set())
-    room.add(socket)
+  // The schema runs before the 101: a room name out of bounds gets 400 over plain HTTP.
+  const schema = { params: { type: 'object', properties: { room: { type: 'string', minLength: 1, maxLength: MAX_ROOM } } } }
+  app.get<{ Params: { room: string } }>('/chat/:room', { ws: true, schema }, (socket, request) => {
+    const { room } = request.params
+    const topic = `room:${room}`
+    const id = randomUUID()
+    socket.subscribe(topic)
+    socket.send(JSON.stringify({ type: 'welcome', id, instance, port: request.socket.localPort, room }))
     socket.on('message', (data, isBinary) => {
-      if (!isBinary) broadcast(room, data.toString('utf8'))
-    })
-    socket.on('close', () => {
-      room.delete(socket)
-      if (room.size === 0) rooms.delete(name)
+      if (isBinary) return socket.close(CloseCode.UnsupportedData, 'text messages only')
+      const said = parseSaid(data.toString('utf8'))
+      if (said === null) return socket.close(CloseCode.PolicyViolation, `expected JSON {"name", "text"} of 1 to ${MAX_NAME} and 1 to ${MAX_TEXT} characters`)
+      app.websocket.publish(topic, JSON.stringify({ type: 'message', from: id, name: said.name, text: said.text, at: Date.now() }))
     })
   })
   return app
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const app = await buildChatApp({ logger: true })
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const app = await buildChatApp({ logger: true, broker: await brokerFromEnv() })
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    // Once: a second signal ends the process at once if closing hangs.
+    process.once(signal, () => {
+      app.log.info({ signal }, 'closing: open pages get 1001 (Going Away)')
+      app.close().catch((err: unknown) => {
+        app.log.error({ err }, 'close failed')
+        process.exitCode = 1
+      })
+    })
+  }
   await app.listen({ port: Number(process.env.PORT ?? 3000), host: process.env.HOST ?? '127.0.0.1' })
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : 3000
