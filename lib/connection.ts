@@ -48,7 +48,10 @@ export const PauseReason = {
  * sans-I/O core does not: batching of writes, flow control and timers.
  *
  * Writes queued while a chunk is being handled, or during one tick, leave in a
- * single system call: copied into one buffer up to 4 KiB, corked above. Reading pauses
+ * single system call: copied into one buffer up to 4 KiB, corked above. The
+ * connections written to during a tick are flushed together on the next one;
+ * when they queued the same frames (a fan-out), small frames are copied
+ * together once for all of them, however many bytes they add up to. Reading pauses
  * while the unsent backlog is over `highWaterMark` and resumes once it is written.
  */
 export class Connection implements SessionIO {
@@ -156,7 +159,7 @@ export class Connection implements SessionIO {
     }
     if (!this.receiving && !this.flushScheduled) {
       this.flushScheduled = true
-      process.nextTick(flushTick, this)
+      if (dirty.push(this) === 1) process.nextTick(flushDirty)
     }
   }
 
@@ -195,10 +198,9 @@ export class Connection implements SessionIO {
     if (pending === null) return
     const socket = this.socket
     if (socket.writable) {
-      if (pending.length === 1) {
-        socket.write(pending[0])
-      } else if (this.pendingBytes <= COALESCE_BYTES) {
-        socket.write(Buffer.concat(pending, this.pendingBytes))
+      const joined = pending.length === 1 ? pending[0] : join(pending, this.pendingBytes)
+      if (joined !== null) {
+        socket.write(joined)
       } else {
         socket.cork()
         for (const chunk of pending) socket.write(chunk)
@@ -274,8 +276,61 @@ function onIdle (this: ConnectedSocket): void {
 /** 'close' follows an 'error'; ECONNRESET and the like need no answer. */
 function ignore (): void {}
 
-function flushTick (connection: Connection): void {
-  connection.flush()
+/**
+ * Connections with frames queued outside the handling of a read, in the
+ * order they were written to: flushed together on the next tick (one
+ * process.nextTick, however many sockets a fan-out touched).
+ */
+const dirty: Connection[] = []
+/** True while flushDirty() runs: flushes may share joined frames. */
+let flushingDirty = false
+/**
+ * During flushDirty(), the frames of the last flush that had several, and
+ * the bytes they were copied into (null when written corked). A fan-out
+ * queues the same frames (the same Buffers, framed once) on every
+ * subscriber, so every flush after the first writes the bytes copied once.
+ */
+let lastFrames: Buffer[] | null = null
+let lastJoined: Buffer | null = null
+
+function flushDirty (): void {
+  flushingDirty = true
+  try {
+    // A flush may queue more (a 'drain' listener sending): they join this pass.
+    for (let i = 0; i < dirty.length; i++) dirty[i].flush()
+  } finally {
+    dirty.length = 0
+    flushingDirty = false
+    lastFrames = null
+    lastJoined = null
+  }
+}
+
+/**
+ * The bytes of `frames` in one buffer, or null to write them corked: one
+ * copy up to COALESCE_BYTES; above it only when they are the same frames as
+ * the flush before and small ones (4 KiB a piece at most, on average), in
+ * which case the copy serves every flush that follows with them too. A few
+ * large frames cost less corked than copied.
+ */
+function join (frames: Buffer[], bytes: number): Buffer | null {
+  if (!flushingDirty) return bytes <= COALESCE_BYTES ? Buffer.concat(frames, bytes) : null
+  if (lastFrames !== null && sameFrames(frames, lastFrames)) {
+    lastFrames = frames
+    if (lastJoined === null && bytes <= frames.length * COALESCE_BYTES) lastJoined = Buffer.concat(frames, bytes)
+    return lastJoined
+  }
+  lastFrames = frames
+  lastJoined = bytes <= COALESCE_BYTES ? Buffer.concat(frames, bytes) : null
+  return lastJoined
+}
+
+function sameFrames (a: Buffer[], b: Buffer[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) return false
+  }
+  return true
 }
 
 function destroySocket (socket: Socket): void {

@@ -1,0 +1,56 @@
+/**
+ * Writes queued during one tick leave together on the next: sockets that
+ * queued the same frames (a fan-out) share one copy of them, whatever their
+ * size, while a socket whose frames differ gets its own bytes; a 'drain'
+ * listener that sends during that flush is flushed too.
+ */
+import { test } from 'tap'
+import Fastify from 'fastify'
+import fastifyRfc6455, { broadcast, type WebSocket } from '../../lib/index.js'
+import { start, withTimeout } from './helpers.js'
+
+async function roomApp (t: Parameters<typeof start>[0], options: object = {}) {
+  const app = Fastify()
+  await app.register(fastifyRfc6455, options)
+  const room: WebSocket[] = []
+  app.get('/room', { ws: true }, (socket) => { room.push(socket) })
+  const h = await start(t, app)
+  const clients = [await h.client('/room'), await h.client('/room'), await h.client('/room'), await h.client('/room')]
+  await withTimeout((async () => { while (room.length < clients.length) await new Promise((resolve) => setTimeout(resolve, 5)) })(), 'four sockets')
+  return { clients, room }
+}
+
+/** 3 KiB whose every byte is `n`: one tick of them passes the 4 KiB below which frames are always copied together. */
+const message = (n: number): Buffer => Buffer.alloc(3 * 1024, n)
+
+test('a tick of large broadcasts reaches each socket intact and in order, with a socket\'s own sends in their place', async (t) => {
+  const { clients, room } = await roomApp(t)
+  // Flushed in this order: the first and `odd` each on their own, then the last two share one copy.
+  const [first, odd, third, last] = room
+  for (let n = 0; n < 8; n++) {
+    if (n === 3) {
+      // `odd` gets a message of its own instead: as many frames as the others, not the same ones.
+      broadcast([first, third, last], message(n))
+      odd.send(message(99))
+    } else {
+      broadcast(room, message(n))
+    }
+  }
+  t.ok([first, third, last].every((socket) => socket.bufferedAmount > 8 * 3 * 1024), 'all queued in this tick')
+  for (const [index, client] of clients.entries()) {
+    for (let n = 0; n < 8; n++) {
+      const expected = index === 1 && n === 3 ? 99 : n
+      const data = Buffer.from(await client.nextMessage() as ArrayBuffer)
+      t.ok(data.length === 3 * 1024 && data.every((byte) => byte === expected), `socket ${index}, message ${n}`)
+    }
+  }
+})
+
+test('a \'drain\' listener that sends while the tick\'s writes are flushed gets its message out', async (t) => {
+  const { clients, room } = await roomApp(t, { highWaterMark: 1024 })
+  const [first, second] = room
+  second.once('drain', () => first.send('sent from drain'))
+  t.equal(second.send(Buffer.alloc(2048)), false, 'over highWaterMark: wait for drain')
+  t.equal((await clients[1].nextMessage() as ArrayBuffer).byteLength, 2048)
+  t.equal(await withTimeout(clients[0].nextMessage(), 'the message sent from the drain listener'), 'sent from drain')
+})
