@@ -7,10 +7,10 @@
  *   node --import tsx bench/client.ts '<ClientJob as JSON>'
  *
  * Built to cost the server's core nothing and its own core little: frames are
- * masked once, up front, and every echo is answered by writing a slice of
- * that one buffer; replies are parsed in place (lengths only, no copies);
- * latencies go to a fixed histogram. It is independent of the code under
- * test: it imports nothing from lib/.
+ * masked once, up front, and every echo (or publish) is written as a slice of
+ * that one buffer; reads land in one shared buffer (`onread`) and are parsed
+ * in place (lengths only, no copies); latencies go to a fixed histogram. It is
+ * independent of the code under test: it imports nothing from lib/.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import net from 'node:net'
@@ -18,7 +18,7 @@ import os from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 import { readCpuSeconds, readMachineTicks } from './proc.js'
-import type { ClientJob, EchoPhase, HandshakePhase, IdleReport, PhaseResult } from './types.js'
+import type { ClientJob, EchoPhase, FanoutPhase, HandshakePhase, IdleReport, PhaseResult } from './types.js'
 
 const HOST = '127.0.0.1'
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ=='
@@ -26,6 +26,10 @@ const ACCEPT = createHash('sha1').update(KEY + '258EAFA5-E914-47DA-95CA-C5AB0DC8
 const OP_BINARY = 0x2
 const OP_CLOSE = 0x8
 const OP_PING = 0x9
+/** Fan-out: send times of the last FANOUT_RING publishes, a power of two (a subscriber further behind would read a later one's). */
+const FANOUT_RING = 1 << 18
+/** Fan-out: seconds to wait, after the window, for every subscriber to get every message published. */
+const FANOUT_GRACE = 5
 /** Connects and upgrades under way at once while connections are opened. */
 const OPEN_CONCURRENCY = 128
 /** Idle mode: connections opened and closed before the server's memory is first read. */
@@ -157,6 +161,13 @@ class FrameReader {
   }
 }
 
+/**
+ * Where every link's reads land (net.Socket's `onread`): read in place, no
+ * Buffer per read and no stream machinery; what must outlive a read (a
+ * frame's partial header, the handshake response) is copied out.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024)
+
 /** One client connection: TCP connect, then (unless raw) the opening handshake, then frames. */
 class Link {
   readonly socket: net.Socket
@@ -166,12 +177,28 @@ class Link {
   /** Echo: where this link's send times start in the shared ring, and its oldest one. */
   slot = 0
   head = 0
+  /** Fan-out: messages this link has received. */
+  received = 0
+  private readonly port: number
   private upgraded = false
   private response = ''
+  /** What is done with the bytes of each read: the handshake response, then frames. */
+  private onChunk: (chunk: Buffer) => void = () => {}
 
-  constructor (reader: FrameReader) {
+  constructor (reader: FrameReader, port = job.port) {
     this.reader = reader
-    this.socket = new net.Socket()
+    this.port = port
+    // Node takes `onread` in the constructor too (its types list it for connect() only).
+    const options: net.SocketConstructorOpts & net.ConnectOpts = {
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (bytes: number, buffer: Uint8Array): boolean => {
+          this.onChunk((buffer as Buffer).subarray(0, bytes))
+          return true
+        }
+      }
+    }
+    this.socket = new net.Socket(options)
     this.socket.setNoDelay(true)
   }
 
@@ -185,7 +212,7 @@ class Link {
         reject(error)
       }
       socket.once('error', fail)
-      socket.on('data', (chunk: Buffer) => {
+      this.onChunk = (chunk) => {
         if (this.upgraded) {
           const frames = this.reader.read(chunk)
           if (frames > 0) this.onFrames(this, frames)
@@ -211,8 +238,8 @@ class Link {
           const frames = this.reader.read(rest)
           if (frames > 0) this.onFrames(this, frames)
         }
-      })
-      socket.connect(job.port, HOST, () => {
+      }
+      socket.connect(this.port, HOST, () => {
         if (!job.raw) {
           socket.write(request)
           return
@@ -252,12 +279,13 @@ const sleep = (seconds: number): Promise<void> => new Promise((resolve) => setTi
 
 const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n)
 
-/** Samples CPU over one measured window: this process, the server, everything else, and the hypervisor's steal. */
+/** Samples CPU over one measured window: this process, the server, its peers, everything else, and the hypervisor's steal. */
 class Window {
   private start = 0
   private startUs = 0
   private cpu = process.cpuUsage()
   private server = 0
+  private peers: number[] = []
   private machine = readMachineTicks()
 
   begin (): void {
@@ -265,10 +293,11 @@ class Window {
     this.start = performance.now()
     this.cpu = process.cpuUsage()
     this.server = readCpuSeconds(job.serverPid)
+    this.peers = (job.peerPids ?? []).map(readCpuSeconds)
     this.machine = readMachineTicks()
   }
 
-  end (): Pick<PhaseResult, 'seconds' | 'clientCpu' | 'serverCpu' | 'otherCpu' | 'steal' | 'startUs' | 'endUs'> {
+  end (): Pick<PhaseResult, 'seconds' | 'clientCpu' | 'serverCpu' | 'otherCpu' | 'peerCpu' | 'steal' | 'startUs' | 'endUs'> {
     const endUs = monotonicUs()
     const seconds = (performance.now() - this.start) / 1000
     const cpu = process.cpuUsage(this.cpu)
@@ -276,12 +305,14 @@ class Window {
     const total = machine.total - this.machine.total
     const clientCpu = (cpu.user + cpu.system) / 1e6 / seconds * 100
     const serverCpu = (readCpuSeconds(job.serverPid) - this.server) / seconds * 100
+    const peerCpu = (job.peerPids ?? []).map((pid, i) => (readCpuSeconds(pid) - this.peers[i]) / seconds * 100)
     const busyCpu = (total - (machine.idle - this.machine.idle)) / total * os.availableParallelism() * 100
     return {
       seconds,
       clientCpu,
       serverCpu,
-      otherCpu: Math.max(0, busyCpu - clientCpu - serverCpu),
+      otherCpu: Math.max(0, busyCpu - clientCpu - serverCpu - peerCpu.reduce((a, b) => a + b, 0)),
+      peerCpu,
       steal: (machine.steal - this.machine.steal) / total * 100,
       startUs: this.startUs,
       endUs
@@ -354,6 +385,90 @@ async function echo (phase: EchoPhase): Promise<PhaseResult> {
     mbPerSecond: count * size / sample.seconds / 1e6,
     p50us: histogram.quantile(0.5),
     p99us: histogram.quantile(0.99),
+    errors
+  }
+}
+
+/**
+ * Fan-out: opens the subscribers, then the publisher, which writes `window`
+ * frames and one more for each publish acknowledged (see FanoutPhase). Every
+ * subscriber's n-th frame is publish n (the server keeps the order), so its
+ * latency is taken against publish n's send time. After the window,
+ * publishing stops and what a subscriber has still not received
+ * `FANOUT_GRACE` seconds later counts as errors.
+ */
+async function fanout (phase: FanoutPhase): Promise<PhaseResult> {
+  const { size, window } = phase
+  const frame = maskedFrame(OP_BINARY, randomBytes(size), randomBytes(4))
+  const frames = Buffer.concat(Array.from({ length: window }, () => frame))
+  const histogram = new Histogram()
+  const { links: subscribers, failed } = await openLinks(phase.subscribers, () => new FrameReader(OP_BINARY, size))
+  const publisher = new Link(new FrameReader(OP_BINARY, size), phase.publishPort ?? job.port)
+  await publisher.open()
+  const ack = phase.publishPort === undefined ? publisher : subscribers[subscribers.length - 1]
+  const sent = new Float64Array(FANOUT_RING)
+  let published = 0
+  let running = true
+  let measuring = false
+  let count = 0
+
+  const publish = (n: number): void => {
+    const now = performance.now()
+    for (let i = 0; i < n; i++) sent[(published + i) & (FANOUT_RING - 1)] = now
+    published += n
+    publisher.socket.write(n === window ? frames : frames.subarray(0, n * frame.length))
+  }
+  const onAck = (done: number): void => {
+    if (!running) return
+    if (done > window) {
+      ack.reader.errors++
+      done = window
+    }
+    publish(done)
+  }
+  const onDeliveries = (link: Link, done: number): void => {
+    const first = link.received
+    link.received += done
+    if (link.received > published) link.reader.errors++
+    if (measuring) {
+      count += done
+      const now = performance.now()
+      for (let i = 0; i < done; i++) histogram.record((now - sent[(first + i) & (FANOUT_RING - 1)]) * 1000)
+    }
+    if (link === ack) onAck(done)
+  }
+  for (const link of subscribers) link.onFrames = onDeliveries
+  if (ack === publisher) publisher.onFrames = (_link, done) => onAck(done)
+
+  publish(window)
+  await sleep(phase.warmup)
+  const measured = new Window()
+  measured.begin()
+  histogram.reset()
+  const publishedBefore = published
+  measuring = true
+  await sleep(phase.duration)
+  measuring = false
+  const sample = measured.end()
+  const publishedInWindow = published - publishedBefore
+  running = false
+  const behind = (): number => subscribers.reduce((sum, link) => sum + published - link.received, 0)
+  for (let waited = 0; waited < FANOUT_GRACE && behind() > 0; waited += 0.05) await sleep(0.05)
+  const undelivered = behind()
+  publisher.socket.destroy()
+  for (const link of subscribers) link.socket.destroy()
+  const errors = failed + undelivered + [publisher, ...subscribers].reduce((sum, link) => sum + link.reader.errors, 0)
+  return {
+    kind: 'fanout',
+    size,
+    ...sample,
+    count,
+    perSecond: count / sample.seconds,
+    mbPerSecond: count * size / sample.seconds / 1e6,
+    p50us: histogram.quantile(0.5),
+    p99us: histogram.quantile(0.99),
+    subscribers: subscribers.length,
+    published: publishedInWindow,
     errors
   }
 }
@@ -505,7 +620,7 @@ if (job.idle !== undefined) {
   await sleep(0.5)
 }
 for (const phase of job.phases) {
-  const result = phase.kind === 'echo' ? await echo(phase) : await handshakes(phase)
+  const result = phase.kind === 'echo' ? await echo(phase) : phase.kind === 'fanout' ? await fanout(phase) : await handshakes(phase)
   process.stdout.write(JSON.stringify(result) + '\n')
   await sleep(0.2)
 }

@@ -8,11 +8,11 @@
  *   net                node:net echo, no WebSocket at all: bytes read are
  *                      written back (the ceiling)
  */
-import { createRequire } from 'node:module'
 import net from 'node:net'
 import Fastify from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import { WebSocketServer, type WebSocket } from 'ws'
+import { checkBufferutil } from './bufferutil.js'
 
 const kind = process.argv[2]
 const port = Number(process.env.PORT ?? 9001)
@@ -21,23 +21,6 @@ const host = '127.0.0.1'
 
 function echo (socket: WebSocket): void {
   socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary }))
-}
-
-/**
- * ws loads bufferutil if it can and silently falls back to JavaScript
- * masking otherwise; this checks both that the native addon loaded and that
- * ws's own buffer-util took it.
- */
-function checkBufferutil (): void {
-  const require = createRequire(import.meta.url)
-  const wsDir = require.resolve('ws').replace(/index\.js$/, '')
-  const wsRequire = createRequire(wsDir)
-  const native = wsRequire('bufferutil') as { mask: unknown }
-  const fallback = wsRequire('bufferutil/fallback') as { mask: unknown }
-  const bufferUtil = wsRequire(`${wsDir}lib/buffer-util.js`) as { unmask: () => void }
-  if (native.mask === fallback.mask || !bufferUtil.unmask.toString().includes('bufferUtil')) {
-    throw new Error('ws is not using bufferutil\'s native masking: run npm install (bufferutil is a devDependency)')
-  }
 }
 
 switch (kind) {

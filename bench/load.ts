@@ -7,7 +7,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { BENCH, PINNING, exited, launchNode, onLines, stderrTail } from './launch.js'
 import type { Server } from './servers.js'
-import type { IdleReport, Phase, PhaseResult } from './types.js'
+import type { ClientJob, IdleReport, Phase, PhaseResult } from './types.js'
 
 export class LoadClient {
   private readonly server: Server
@@ -18,13 +18,15 @@ export class LoadClient {
 
   /**
    * Starts a client for `server`: with `idle`, it first holds that many idle
-   * connections (see IdleReport), then runs `phases`.
+   * connections (see IdleReport), then runs `phases`; the CPU time of
+   * `peerPids` is sampled beside the server's.
    */
-  constructor (server: Server, phases: Phase[], idle?: number) {
+  constructor (server: Server, phases: Phase[], options: { idle?: number, peerPids?: number[] } = {}) {
     this.server = server
-    this.child = launchNode(`${BENCH}client.ts`, [JSON.stringify({
-      port: server.port, raw: server.spec.raw, serverPid: server.pid, phases, idle
-    })], { core: PINNING?.client ?? 1 })
+    const job: ClientJob = {
+      port: server.port, raw: server.spec.raw, serverPid: server.pid, peerPids: options.peerPids, phases, idle: options.idle
+    }
+    this.child = launchNode(`${BENCH}client.ts`, [JSON.stringify(job)], { core: PINNING?.client ?? 1 })
     this.stderr = stderrTail(this.child)
     onLines(this.child, (line) => {
       this.lines.push(line)

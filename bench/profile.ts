@@ -9,7 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { LoadClient } from './load.js'
 import { ROOT } from './launch.js'
-import { sizeLabel } from './report.js'
+import { fanoutLabel, sizeLabel } from './report.js'
 import { Server, type ServerSpec } from './servers.js'
 import type { Phase, PhaseResult } from './types.js'
 
@@ -94,10 +94,16 @@ export function summarize (profile: CpuProfile, fromUs: number, toUs: number): P
   }
 }
 
+function what (result: PhaseResult): string {
+  if (result.kind === 'echo') return `${sizeLabel(result.size)} echo`
+  if (result.kind === 'fanout') return `${fanoutLabel(result.subscribers ?? 0, result.size)} fan-out`
+  return 'handshakes'
+}
+
 export function renderProfile (label: string, result: PhaseResult, summary: ProfileSummary): string {
   const pct = (us: number): string => `${(us / 10 / summary.busyMs).toFixed(1).padStart(5)}%`
   return [
-    `Profile of ${label}, ${result.kind === 'echo' ? `${sizeLabel(result.size)} echo` : 'handshakes'} under --cpu-prof: ` +
+    `Profile of ${label}, ${what(result)} under --cpu-prof: ` +
       `${Math.round(result.perSecond).toLocaleString('en-US')}/s ` +
       `(profiler on), CPU server ${Math.round(result.serverCpu)}% / client ${Math.round(result.clientCpu)}% / others ${Math.round(result.otherCpu)}%;`,
     `${Math.round(summary.busyMs)} ms of busy samples in the ${result.seconds.toFixed(1)} s measured window (idle excluded)`,

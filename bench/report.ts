@@ -7,6 +7,9 @@ import type { WsloadResult } from './wsload.js'
 /** Load client CPU (% of its core) from which a figure is the client's limit rather than the server's. */
 export const CLIENT_BOUND_CPU = 90
 
+/** Server CPU (% of its core) under which a fan-out run was not bound by the server. */
+const SATURATED_CPU = 90
+
 /** Other processes' CPU (% of one core) during a window worth a warning. */
 const OTHER_CPU_NOTE = 10
 
@@ -20,6 +23,15 @@ export interface Results {
   handshake: Record<string, PhaseResult>
   memory: Record<string, MemoryResult>
   wsload: Record<string, WsloadResult[]>
+  fanoutServers: ServerSpec[]
+  /** Per server name: fan-out results in case order. */
+  fanout: Record<string, PhaseResult[]>
+  wsloadFanout: Record<string, WsloadResult[]>
+  /**
+   * Fan-out through Redis: the loaded run's result and the one with a single
+   * publish in flight, or why the case did not run; undefined when not asked for.
+   */
+  redis?: PhaseResult[] | string
 }
 
 const KiB = 1024
@@ -54,7 +66,7 @@ function ratio (value: number, base: number | undefined): string {
   return ` (${(value / base).toFixed(2)}×)`
 }
 
-/** Microseconds of server CPU per message or handshake: the cost, whatever kept the throughput down. */
+/** Microseconds of server CPU per message, handshake or delivery: the cost, whatever kept the throughput down. */
 function cpuPer (r: PhaseResult): number {
   return r.serverCpu / 100 * r.seconds / r.count * 1e6
 }
@@ -122,24 +134,82 @@ export function render (results: Results): string {
     })])
   }
 
-  const out = [
-    `machine: ${results.machine}`,
-    ...results.setup,
-    '',
-    table(head, rows),
+  const out = [`machine: ${results.machine}`, ...results.setup]
+  if (rows.length > 0) {
+    out.push(
+      '',
+      table(head, rows),
+      '',
+      'CPU over each measured window, % of one core: server / load client / all other processes (noise)',
+      '',
+      table(head, cpuRows(results, sizes))
+    )
+  }
+  if (Object.keys(results.fanout).length > 0) out.push('', ...renderFanout(results))
+  if (results.redis !== undefined) out.push('', ...renderRedis(results.redis))
+  out.push(
     '',
     `(x.xx×) = this server's figure / ${baseline}'s. * = client-bound: the load client used ≥ ${CLIENT_BOUND_CPU}% of its core, ` +
       'so the figure is the client\'s limit, a floor for the server.',
-    'Server CPU per message (or handshake) = server CPU time over the window / messages: the cost whatever bounded the rate.',
-    '',
-    'CPU over each measured window, % of one core: server / load client / all other processes (noise)',
-    '',
-    table(head, cpuRows(results, sizes))
-  ]
+    'Server CPU per message (handshake, delivery) = server CPU time over the window / messages: the cost whatever bounded the rate.'
+  )
   const notes = problems(results)
   if (notes.length > 0) out.push('', ...notes)
   if (Object.keys(results.wsload).length > 0) out.push('', ...renderWsload(results))
+  if (Object.keys(results.wsloadFanout).length > 0) out.push('', ...renderWsloadFanout(results))
   return out.join('\n')
+}
+
+/** `1000 × 128 B`: subscribers × payload. */
+export function fanoutLabel (subscribers: number, size: number): string {
+  return `${integer(subscribers)} × ${sizeLabel(size)}`
+}
+
+function renderFanout (results: Results): string[] {
+  const servers = results.fanoutServers
+  const head = ['fan-out: subscribers × size', ...servers.map((s) => s.label)]
+  const cases = results.fanout[servers[0].name] ?? Object.values(results.fanout)[0]
+  const at = (name: string, i: number): PhaseResult | undefined => results.fanout[name]?.[i]
+  const rows = cases.flatMap((c, i) => {
+    const base = at(results.baseline, i)
+    return [
+      [`${fanoutLabel(c.subscribers ?? 0, c.size)}, deliveries/s`, ...servers.map((s) => {
+        const r = at(s.name, i)
+        return r === undefined ? '-' : `${integer(r.perSecond)}${ratio(r.perSecond, base?.perSecond)}${clientBound(r)}`
+      })],
+      ['  publish → delivery p50 / p99', ...servers.map((s) => {
+        const r = at(s.name, i)
+        return r === undefined ? '-' : `${micros(r.p50us)} / ${micros(r.p99us)}`
+      })],
+      ['  server CPU per delivery', ...servers.map((s) => {
+        const r = at(s.name, i)
+        return r === undefined ? '-' : `${micros(cpuPer(r))}${ratio(cpuPer(r), base && cpuPer(base))}`
+      })],
+      ['  CPU % server / client / others', ...servers.map((s) => {
+        const r = at(s.name, i)
+        return r === undefined ? '-' : `${Math.round(r.serverCpu)} / ${Math.round(r.clientCpu)}${clientBound(r)} / ${Math.round(r.otherCpu)}`
+      })]
+    ]
+  })
+  return [table(head, rows)]
+}
+
+function renderRedis (redis: PhaseResult[] | string): string[] {
+  if (typeof redis === 'string') return [`Fan-out through Redis: skipped: ${redis}`]
+  const [loaded, single] = redis
+  const cells = (f: (r: PhaseResult) => string): string[] => [f(loaded), f(single)]
+  return [
+    `Fan-out through Redis, fastify-rfc6455 with RedisBroker: ${fanoutLabel(loaded.subscribers ?? 0, loaded.size)}, ` +
+      'the publisher on one instance, the subscribers on another:',
+    '',
+    table(['through Redis', 'loaded (the window in flight)', 'one publish in flight'], [
+      ['deliveries/s', ...cells((r) => `${integer(r.perSecond)}${clientBound(r)}`)],
+      ['publish → delivery p50 / p99', ...cells((r) => `${micros(r.p50us)} / ${micros(r.p99us)}`)],
+      ['CPU per delivery, subscribers\' instance', ...cells((r) => micros(cpuPer(r)))],
+      ['CPU %: subscribers\' instance / publisher\'s / redis-server / client', ...cells((r) =>
+        `${Math.round(r.serverCpu)} / ${Math.round(r.peerCpu[0])} / ${Math.round(r.peerCpu[1])} / ${Math.round(r.clientCpu)}`)]
+    ])
+  ]
 }
 
 function cpuRows (results: Results, sizes: number[]): string[][] {
@@ -156,6 +226,20 @@ function cpuRows (results: Results, sizes: number[]): string[][] {
 /** Errors, failed connections, unanswered pings and hypervisor steal worth knowing about. */
 function problems (results: Results): string[] {
   const notes: string[] = []
+  // Only the local fan-out runs are meant to saturate the server; through Redis, three processes share its core.
+  const fanoutRuns: Array<[label: string, result: PhaseResult, local: boolean]> =
+    results.fanoutServers.flatMap((s) => (results.fanout[s.name] ?? []).map((r): [string, PhaseResult, boolean] => [s.label, r, true]))
+  if (typeof results.redis === 'object') for (const r of results.redis) fanoutRuns.push(['fastify-rfc6455 through Redis', r, false])
+  for (const [label, r, local] of fanoutRuns) {
+    const what = `${fanoutLabel(r.subscribers ?? 0, r.size)} fan-out`
+    if (r.errors > 0) notes.push(`! ${label}, ${what}: ${r.errors} errors (failed connections, lost, extra or undelivered messages)`)
+    if (local && r.serverCpu < SATURATED_CPU && r.clientCpu < CLIENT_BOUND_CPU && r.otherCpu <= OTHER_CPU_NOTE) {
+      notes.push(`! ${label}, ${what}: neither the server (${Math.round(r.serverCpu)}%) nor the client was saturated: ` +
+        'round trips or a busy host (CPU pressure the guest does not see as steal) held the rate down; CPU per delivery still holds')
+    }
+    if (r.otherCpu > OTHER_CPU_NOTE) notes.push(`! ${label}, ${what}: other processes used ${Math.round(r.otherCpu)}% of a core meanwhile: noisy`)
+    if (r.steal > 2) notes.push(`! ${label}, ${what}: the hypervisor took ${r.steal.toFixed(1)}% of the machine (steal)`)
+  }
   for (const s of results.servers) {
     const phases = [...(results.echo[s.name] ?? []), ...(results.handshake[s.name] ? [results.handshake[s.name]] : [])]
     for (const r of phases) {
@@ -196,4 +280,35 @@ function renderWsload (results: Results): string[] {
     })]
   ])
   return ['Cross-check with the C load generator, same connections and window:', '', table(head, rows)]
+}
+
+function renderWsloadFanout (results: Results): string[] {
+  const shown = results.fanoutServers.filter((s) => results.wsloadFanout[s.name])
+  const head = ['wsload (C client), fan-out', ...shown.map((s) => s.label)]
+  const cases = results.wsloadFanout[shown[0].name]
+  const at = (name: string, i: number): WsloadResult | undefined => results.wsloadFanout[name]?.[i]
+  const rows = cases.flatMap((c, i) => {
+    const base = at(results.baseline, i)
+    return [
+      [`${fanoutLabel(c.subscribers ?? 0, c.size)}, deliveries/s`, ...shown.map((s) => {
+        const r = at(s.name, i)
+        return r === undefined ? '-' : `${integer(r.perSecond)}${ratio(r.perSecond, base?.perSecond)}${clientBound(r)}`
+      })],
+      ['  publish → delivery p50 / p99', ...shown.map((s) => {
+        const r = at(s.name, i)
+        return r === undefined ? '-' : `${micros(r.p50us)} / ${micros(r.p99us)}`
+      })],
+      ['  server CPU per delivery', ...shown.map((s) => {
+        const r = at(s.name, i)
+        return r === undefined ? '-' : `${micros(r.serverCpuPerMessageUs)}${ratio(r.serverCpuPerMessageUs, base?.serverCpuPerMessageUs)}`
+      })],
+      ['  CPU % server / client', ...shown.map((s) => {
+        const r = at(s.name, i)
+        return r === undefined ? '-' : `${Math.round(r.serverCpu)} / ${Math.round(r.clientCpu)}`
+      })]
+    ]
+  })
+  const errors = shown.flatMap((s) => (results.wsloadFanout[s.name] ?? []).filter((r) => r.errors > 0)
+    .map((r) => `! ${s.label}, ${fanoutLabel(r.subscribers ?? 0, r.size)} fan-out (wsload): ${r.errors} errors`))
+  return ['Fan-out cross-check with the C load generator (wsload -m fanout), same subscribers and window:', '', table(head, rows), ...errors]
 }

@@ -1,9 +1,11 @@
 /**
- * The four echo servers and their processes. Ours runs as users would run
- * it, through examples/echo.ts (which imports the built package, dist/);
- * the others through bench/echo-server.ts. Every server gets the same Node,
- * the same tsx loader, the same core, the hooks of bench/server-hooks.ts,
- * and a maxPayload of 16 MiB.
+ * The four echo servers, the three fan-out servers, and their processes.
+ * Our echo runs as users would run it, through examples/echo.ts (which
+ * imports the built package, dist/); the other echoes through
+ * bench/echo-server.ts, every fan-out through bench/fanout-server.ts (ours
+ * with the built package too). Every server gets the same Node, the same
+ * tsx loader, the same core, the hooks of bench/server-hooks.ts, and a
+ * maxPayload of 16 MiB.
  */
 import type { ChildProcess } from 'node:child_process'
 import { pathToFileURL } from 'node:url'
@@ -21,6 +23,8 @@ export interface ServerSpec {
   args: string[]
   /** A plain TCP echo: no handshake, the client's frames come back as sent. */
   raw: boolean
+  /** More environment for the process. */
+  env?: Record<string, string>
 }
 
 export const SERVERS: ServerSpec[] = [
@@ -28,6 +32,13 @@ export const SERVERS: ServerSpec[] = [
   { name: 'ws', label: 'ws', script: `${BENCH}echo-server.ts`, args: ['ws'], raw: false },
   { name: 'fastify-websocket', label: '@fastify/websocket', script: `${BENCH}echo-server.ts`, args: ['fastify-websocket'], raw: false },
   { name: 'net', label: 'node:net (raw)', script: `${BENCH}echo-server.ts`, args: ['net'], raw: true }
+]
+
+/** Fan-out: every connection on one topic, every message any of them sends to all (see bench/fanout-server.ts). */
+export const FANOUT_SERVERS: ServerSpec[] = [
+  { name: 'rfc6455', label: 'fastify-rfc6455', script: `${BENCH}fanout-server.ts`, args: ['rfc6455'], raw: false },
+  { name: 'ws', label: 'ws', script: `${BENCH}fanout-server.ts`, args: ['ws'], raw: false },
+  { name: 'fastify-websocket', label: '@fastify/websocket', script: `${BENCH}fanout-server.ts`, args: ['fastify-websocket'], raw: false }
 ]
 
 /** The server every ratio is taken against. */
@@ -81,7 +92,7 @@ export class Server {
     const port = await freePort()
     const child = launchNode(spec.script, spec.args, {
       core,
-      env: { PORT: String(port), MAX_PAYLOAD },
+      env: { ...spec.env, PORT: String(port), MAX_PAYLOAD },
       nodeFlags: [...nodeFlags, '--expose-gc', '--import', pathToFileURL(`${BENCH}server-hooks.ts`).href]
     })
     const server = new Server(spec, port, child)

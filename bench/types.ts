@@ -20,7 +20,25 @@ export interface HandshakePhase {
   duration: number
 }
 
-export type Phase = EchoPhase | HandshakePhase
+/**
+ * Fan-out: `subscribers` connections on one topic, then one publisher that
+ * keeps `window` binary messages of `size` bytes in flight; the server sends
+ * each to every connection. A publish is acknowledged when the ack link gets
+ * its copy: the publisher itself (the server sends to it last: it connected
+ * last), or with `publishPort` the last subscriber.
+ */
+export interface FanoutPhase {
+  kind: 'fanout'
+  size: number
+  subscribers: number
+  window: number
+  warmup: number
+  duration: number
+  /** Port of the instance the publisher connects to, when it is not the subscribers' (publishes cross a broker). */
+  publishPort?: number
+}
+
+export type Phase = EchoPhase | HandshakePhase | FanoutPhase
 
 /** The load client's job (argv[2] of bench/client.ts). */
 export interface ClientJob {
@@ -32,6 +50,8 @@ export interface ClientJob {
   raw: boolean
   /** Server process, whose CPU time the client samples over each measured window. */
   serverPid: number
+  /** More processes whose CPU time is sampled (a fan-out through Redis: the other instance, redis-server). */
+  peerPids?: number[]
   /** Run these in order and print one PhaseResult line each. */
   phases: Phase[]
   /** Before the phases, hold this many idle connections, step by step (see IdleReport and client.ts, idle()). */
@@ -40,22 +60,30 @@ export interface ClientJob {
 
 export interface PhaseResult {
   kind: Phase['kind']
-  /** Payload bytes (echo) or 0 (handshake). */
+  /** Payload bytes (echo, fan-out) or 0 (handshake). */
   size: number
   seconds: number
-  /** Echoed messages (or completed handshake cycles) in the measured window. */
+  /** Echoed messages, completed handshake cycles, or fan-out deliveries (the publisher's own copies not counted) in the measured window. */
   count: number
   perSecond: number
-  /** Echoed payload bytes per second / 1e6, one direction. */
+  /** Echoed (fan-out: delivered) payload bytes per second / 1e6, one direction. */
   mbPerSecond: number
-  /** Round trip of one message, or one whole connect-to-close cycle, in microseconds. */
+  /**
+   * Round trip of one message, one whole connect-to-close cycle, or (fan-out)
+   * from a publish's write to a subscriber's having read all of it, in microseconds.
+   */
   p50us: number
   p99us: number
   /** % of one core over the measured window. */
   clientCpu: number
   serverCpu: number
-  /** % of one core used by everything else on the machine (busy time less the two above): noise. */
+  /** % of one core used by everything else on the machine (busy time less the two above and peerCpu): noise. */
   otherCpu: number
+  /** % of one core of each of the job's peerPids. */
+  peerCpu: number[]
+  /** Fan-out: subscriber connections open, and messages published in the window. */
+  subscribers?: number
+  published?: number
   /** % of the machine's time the hypervisor took (all CPUs), over the window. */
   steal: number
   errors: number
