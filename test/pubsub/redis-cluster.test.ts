@@ -5,25 +5,8 @@
  * the master owning its slot) and with classic pub/sub.
  */
 import { test } from 'tap'
-import { WebSocket } from 'undici'
-import { withTimeout, type Teardown } from '../support/app.js'
-import { skipWithoutRedis, startCluster, startInstance, subscriberCounts, waitFor } from '../support/redis.js'
-
-async function connect (t: Teardown, port: number, topics: string[]): Promise<string[]> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?topics=${topics.join(',')}`)
-  const received: string[] = []
-  ws.addEventListener('message', (event) => { received.push(String(event.data)) })
-  const closed = new Promise<void>((resolve) => ws.addEventListener('close', () => resolve()))
-  await withTimeout(new Promise<void>((resolve, reject) => {
-    ws.addEventListener('open', () => resolve())
-    ws.addEventListener('error', () => reject(new Error('the WebSocket failed to open')))
-  }), 'the WebSocket to open')
-  t.teardown(() => {
-    ws.close()
-    return withTimeout(closed, 'the WebSocket to close')
-  })
-  return received
-}
+import { withTimeout } from '../support/app.js'
+import { connectSubscriber, skipWithoutRedis, startCluster, startInstance, subscriberCounts, waitFor } from '../support/redis.js'
 
 test('a cluster of three masters', { skip: skipWithoutRedis }, async (t) => {
   const cluster = await startCluster(t, 3)
@@ -39,7 +22,7 @@ test('a cluster of three masters', { skip: skipWithoutRedis }, async (t) => {
   for (const sharded of [true, false]) {
     await t.test(sharded ? 'sharded pub/sub: each channel on its own shard' : 'classic pub/sub', async (t) => {
       const instances = await Promise.all([0, 1, 2].map(() => startInstance(t, { ...env, SHARDED: sharded ? '1' : '0' })))
-      const inboxes = await Promise.all(instances.map((instance) => connect(t, instance.port, topics)))
+      const inboxes = await Promise.all(instances.map((instance) => connectSubscriber(t, instance.port, topics).then((subscriber) => subscriber.received)))
 
       if (sharded) {
         for (const [port, topic] of byPort) {

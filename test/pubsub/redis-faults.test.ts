@@ -4,33 +4,16 @@
  * then killed again and the app closed while it is down.
  */
 import { test } from 'tap'
-import { WebSocket } from 'undici'
-import { delay, withTimeout, type Teardown } from '../support/app.js'
-import { skipWithoutRedis, startInstance, startRedis, subscriberCounts, waitFor, type LogLine } from '../support/redis.js'
-
-async function connect (t: Teardown, port: number, topic: string): Promise<string[]> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?topics=${topic}`)
-  const received: string[] = []
-  ws.addEventListener('message', (event) => { received.push(String(event.data)) })
-  const closed = new Promise<void>((resolve) => ws.addEventListener('close', () => resolve()))
-  await withTimeout(new Promise<void>((resolve, reject) => {
-    ws.addEventListener('open', () => resolve())
-    ws.addEventListener('error', () => reject(new Error('the WebSocket failed to open')))
-  }), 'the WebSocket to open')
-  t.teardown(() => {
-    ws.close()
-    return withTimeout(closed, 'the WebSocket to close')
-  })
-  return received
-}
+import { delay, withTimeout } from '../support/app.js'
+import { connectSubscriber, skipWithoutRedis, startInstance, startRedis, subscriberCounts, waitFor, type LogLine } from '../support/redis.js'
 
 const outages = (logs: LogLine[]) => logs.filter((line) => line.msg.includes('Redis unreachable'))
 
 test('Redis killed while messages flow, restarted, killed again at shutdown', { skip: skipWithoutRedis }, async (t) => {
   const redis = await startRedis(t)
   const [a, b] = await Promise.all([startInstance(t, { REDIS_URL: redis.url }), startInstance(t, { REDIS_URL: redis.url })])
-  const atA = await connect(t, a.port, 'live')
-  const atB = await connect(t, b.port, 'live')
+  const atA = (await connectSubscriber(t, a.port, ['live'])).received
+  const atB = (await connectSubscriber(t, b.port, ['live'])).received
   const subscribed = async () => (await subscriberCounts(redis.port, true, ['ws:live'])).get('ws:live') === 2
   await waitFor(subscribed, 'both instances to subscribe')
   // Messages flow from a (one every few ms, each an HTTP request) for the whole test.

@@ -4,41 +4,10 @@
  * real redis-server, and WebSocket clients (undici) on each.
  */
 import { test } from 'tap'
-import { WebSocket } from 'undici'
-import { delay, withTimeout, type Teardown } from '../support/app.js'
+import { delay, withTimeout } from '../support/app.js'
 import {
-  rawCommand, skipWithoutRedis, startInstance, startRedis, subscriberCounts, waitFor, type Instance
+  connectSubscriber, rawCommand, skipWithoutRedis, startInstance, startRedis, subscriberCounts, waitFor, type Instance, type Subscriber
 } from '../support/redis.js'
-
-/** An undici WebSocket that records every text message it receives. */
-interface Client {
-  readonly received: string[]
-  send (text: string): void
-  close (): Promise<void>
-}
-
-async function connect (t: Teardown, port: number, topics: string[]): Promise<Client> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?topics=${topics.join(',')}`)
-  const received: string[] = []
-  ws.addEventListener('message', (event) => { received.push(String(event.data)) })
-  const closed = new Promise<void>((resolve) => ws.addEventListener('close', () => resolve()))
-  await withTimeout(new Promise<void>((resolve, reject) => {
-    ws.addEventListener('open', () => resolve())
-    ws.addEventListener('error', () => reject(new Error('the WebSocket failed to open')))
-  }), 'the WebSocket to open')
-  t.teardown(() => {
-    ws.close()
-    return withTimeout(closed, 'the WebSocket to close')
-  })
-  return {
-    received,
-    send: (text) => ws.send(text),
-    close () {
-      ws.close()
-      return withTimeout(closed, 'the WebSocket to close')
-    }
-  }
-}
 
 /** Waits until Redis counts `count` subscribers (one per instance) of each channel. */
 function subscribers (port: number, channels: string[], count: number): Promise<void> {
@@ -52,8 +21,8 @@ test('three instances in three processes', { skip: skipWithoutRedis }, async (t)
   const redis = await startRedis(t)
   const instances: Instance[] = await Promise.all([0, 1, 2].map(() => startInstance(t, { REDIS_URL: redis.url })))
   // Two clients on each instance, all subscribed to `room`.
-  const clients: Client[][] = []
-  for (const instance of instances) clients.push([await connect(t, instance.port, ['room']), await connect(t, instance.port, ['room'])])
+  const clients: Subscriber[][] = []
+  for (const instance of instances) clients.push([await connectSubscriber(t, instance.port, ['room']), await connectSubscriber(t, instance.port, ['room'])])
   await subscribers(redis.port, ['ws:room'], 3)
 
   await t.test('a publish on one instance reaches every subscriber of every instance once, in order', async (t) => {
@@ -80,7 +49,7 @@ test('three instances in three processes', { skip: skipWithoutRedis }, async (t)
   })
 
   await t.test('a topic with no subscriber on an instance is not subscribed there; leaving empties Redis', async (t) => {
-    const solo = await connect(t, instances[2].port, ['solo'])
+    const solo = await connectSubscriber(t, instances[2].port, ['solo'])
     await subscribers(redis.port, ['ws:solo'], 1)
     t.equal(await instances[0].publish('solo', ['to the one']), 0, 'no local subscriber on instance 0')
     await waitFor(() => solo.received.length === 1, 'the message on instance 2')

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { WebSocket } from 'undici'
 import { delay, withTimeout, type Teardown } from './app.js'
 
 export const REDIS_SERVER = '/usr/bin/redis-server'
@@ -282,4 +283,29 @@ export async function startInstance (t: Teardown, env: Record<string, string>): 
       return exited
     }
   }
+}
+
+/** An undici WebSocket on an instance's `/ws` route that records every text message it receives. */
+export interface Subscriber {
+  readonly received: string[]
+  send (text: string): void
+  close (): Promise<void>
+}
+
+/** Opens a WebSocket to the instance on `port`, subscribed to `topics`; closed at teardown. */
+export async function connectSubscriber (t: Teardown, port: number, topics: string[]): Promise<Subscriber> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws?topics=${topics.join(',')}`)
+  const received: string[] = []
+  ws.addEventListener('message', (event) => { received.push(String(event.data)) })
+  const closed = new Promise<void>((resolve) => ws.addEventListener('close', () => resolve()))
+  await withTimeout(new Promise<void>((resolve, reject) => {
+    ws.addEventListener('open', () => resolve())
+    ws.addEventListener('error', () => reject(new Error('the WebSocket failed to open')))
+  }), 'the WebSocket to open')
+  const close = () => {
+    ws.close()
+    return withTimeout(closed, 'the WebSocket to close')
+  }
+  t.teardown(close)
+  return { received, send: (text) => ws.send(text), close }
 }
