@@ -1,8 +1,8 @@
-import type { Socket } from 'node:net'
 import { CloseCode, Opcode } from './protocol/constants.js'
 import { ProtocolError } from './protocol/errors.js'
 import type { PerMessageDeflate } from './protocol/permessage-deflate.js'
 import { ReadyState, Session, type SessionIO } from './protocol/session.js'
+import type { ByteStream, Transport } from './transport.js'
 
 /** Limits and timers of one connection; all sizes in bytes, all times in milliseconds. */
 export interface ConnectionLimits {
@@ -44,8 +44,9 @@ export const PauseReason = {
 } as const
 
 /**
- * Moves bytes between a TCP socket and a protocol Session, and owns what the
- * sans-I/O core does not: batching of writes, flow control and timers.
+ * Moves bytes between a transport (a TCP socket, an HTTP/2 stream: see
+ * lib/transport.ts) and a protocol Session, and owns what the sans-I/O core
+ * does not: batching of writes, flow control and timers.
  *
  * Writes queued while a chunk is being handled, or during one tick, leave in a
  * single system call: copied into one buffer up to 4 KiB, corked above. The
@@ -55,7 +56,9 @@ export const PauseReason = {
  * while the unsent backlog is over `highWaterMark` and resumes once it is written.
  */
 export class Connection implements SessionIO {
-  readonly socket: Socket
+  /** The transport's byte stream. */
+  readonly socket: ByteStream
+  readonly transport: Transport
   readonly session: Session
   readonly limits: ConnectionLimits
   private readonly listener: ConnectionListener
@@ -71,12 +74,13 @@ export class Connection implements SessionIO {
   /** Set by the heartbeat when a ping is out, cleared by any pong. */
   private awaitingPong = false
 
-  constructor (socket: Socket, listener: ConnectionListener, limits: ConnectionLimits, deflate: PerMessageDeflate | null) {
+  constructor (transport: Transport, listener: ConnectionListener, limits: ConnectionLimits, deflate: PerMessageDeflate | null) {
+    const socket = transport.stream
     this.socket = socket
+    this.transport = transport
     this.listener = listener
     this.limits = limits
     this.session = new Session(this, limits.maxPayload, deflate)
-    socket.setNoDelay(true)
     // Shared listeners that find this connection on the socket: no closures per connection.
     ;(socket as ConnectedSocket)[kConnection] = this
     socket.on('data', onData)
@@ -112,7 +116,7 @@ export class Connection implements SessionIO {
     return this.session.sendMessage(opcode, payload, compress, header)
   }
 
-  /** Starts the closing handshake; the TCP connection is destroyed if it has not ended `closeTimeout` ms later. */
+  /** Starts the closing handshake; the transport is aborted if it has not ended `closeTimeout` ms later. */
   close (code: number, reason?: string | Uint8Array): void {
     this.session.close(code, reason)
     this.startCloseTimer()
@@ -131,9 +135,9 @@ export class Connection implements SessionIO {
     this.session.sendControl(Opcode.Ping, EMPTY)
   }
 
-  /** Destroys the TCP connection at once, without a close frame. */
+  /** Aborts the transport at once, without a close frame: a TCP reset, or RST_STREAM (CANCEL). */
   terminate (): void {
-    this.socket.destroy()
+    this.transport.abort()
   }
 
   pauseReading (reason: number): void {
@@ -237,7 +241,7 @@ export class Connection implements SessionIO {
 
   private startCloseTimer (): void {
     if (this.closeTimer !== null || this.socket.destroyed) return
-    this.closeTimer = setTimeout(destroySocket, this.limits.closeTimeout, this.socket)
+    this.closeTimer = setTimeout(abort, this.limits.closeTimeout, this.transport)
     this.closeTimer.unref()
   }
 
@@ -254,7 +258,7 @@ export class Connection implements SessionIO {
 }
 
 const kConnection = Symbol('fastify-rfc6455.connection')
-type ConnectedSocket = Socket & { [kConnection]: Connection }
+type ConnectedSocket = ByteStream & { [kConnection]: Connection }
 
 function onData (this: ConnectedSocket, chunk: Buffer): void {
   this[kConnection].receive(chunk)
@@ -333,6 +337,6 @@ function sameFrames (a: Buffer[], b: Buffer[]): boolean {
   return true
 }
 
-function destroySocket (socket: Socket): void {
-  socket.destroy()
+function abort (transport: Transport): void {
+  transport.abort()
 }

@@ -3,6 +3,7 @@ import { CloseCode } from './protocol/constants.js'
 import { DEFAULTS, type FastifyRfc6455Options, validatePluginOptions } from './options.js'
 import { acceptWsHandlerOnlyRoutes, createRouteHook, RouteMatcher } from './route.js'
 import { createUpgradeListener } from './upgrade.js'
+import { http2WebSockets } from './http2.js'
 import type { SendOptions, WebSocket, WebSocketData } from './websocket.js'
 import { LocalBroker } from './pubsub/broker.js'
 import { TopicTable } from './pubsub/topics.js'
@@ -12,7 +13,8 @@ const DEFAULT_BODY_LIMIT = 1024 * 1024
 
 /**
  * The plugin: an `onRoute` hook that turns `ws: true` routes into WebSocket
- * routes, the server's `upgrade` listener, the optional heartbeat, and a
+ * routes, the server's `upgrade` listener (and on an HTTP/2 server its
+ * `connect` listener, RFC 8441), the optional heartbeat, and a
  * `preClose` hook that closes every open WebSocket with 1001 (Going Away)
  * when the app closes, waiting for the closing handshakes up to the close
  * timeout. Register it before the routes that use it.
@@ -36,6 +38,7 @@ export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455O
 
   const onUpgrade = createUpgradeListener(fastify, matcher)
   fastify.server.on('upgrade', onUpgrade)
+  const http2 = http2WebSockets(fastify, matcher)
 
   const interval = options.heartbeatInterval ?? DEFAULTS.heartbeatInterval
   const heartbeat = interval > 0
@@ -45,6 +48,8 @@ export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455O
   fastify.addHook('preClose', async () => {
     clearInterval(heartbeat)
     fastify.server.off('upgrade', onUpgrade)
+    // GOAWAY lets the closing handshakes below finish on their streams.
+    http2?.close()
     const closed: Array<Promise<void>> = []
     for (const socket of registry) {
       // Not the socket's 'close' event: its listeners may throw or be removed.

@@ -7,22 +7,66 @@ import { notWebSocketRouteError, protocolChoiceError } from './errors.js'
 import type { ResolvedOptions } from './options.js'
 import { negotiateDeflate, PerMessageDeflate } from './protocol/permessage-deflate.js'
 import {
-  type HandshakeRefusal, isRefusal, refusalResponse, switchingProtocols, validateHandshake
+  type HandshakeAccept, type HandshakeOffer, type HandshakeRefusal, isRefusal, refusalResponse, switchingProtocols,
+  validateHandshake
 } from './protocol/handshake.js'
 import type { TopicTable } from './pubsub/topics.js'
 import type { RouteMatcher } from './route.js'
+import { TcpTransport, type Transport } from './transport.js'
+import { createPipeline } from './messages.js'
 import { WebSocket } from './websocket.js'
 
-/** What the upgrade listener leaves on the request for the route handler. */
-interface PendingUpgrade {
-  socket: Socket
+/**
+ * What the listener that took a handshake leaves on the request for the
+ * route handler: the HTTP/1.1 upgrade here, the HTTP/2 extended CONNECT in
+ * lib/http2.ts. How the handshake is checked and answered is all that differs.
+ */
+export interface PendingHandshake {
+  /** Checks the request's handshake headers (RFC 6455 §4.2.1, or RFC 8441 §4-5). */
+  validate (request: IncomingMessage): HandshakeOffer | HandshakeRefusal
+  /** Whether the client can still be answered (it may have gone while hooks ran). */
+  readonly answerable: boolean
+  /**
+   * Answers the handshake validated last with success (101, or `:status 200`)
+   * with the chosen subprotocol and extensions ('' for none), and gives the
+   * transport the WebSocket runs on. `response` has left Fastify (hijacked).
+   */
+  open (response: FastifyReply['raw'], protocol: string | undefined, extensions: string): Transport
   /** Bytes read past the handshake: the start of the first frames. */
-  head: Buffer
+  readonly head: Buffer
 }
 
-const kUpgrade = Symbol('fastify-rfc6455.upgrade')
+export const kHandshake = Symbol('fastify-rfc6455.handshake')
 
-type UpgradeRequest = IncomingMessage & { [kUpgrade]?: PendingUpgrade }
+export type HandshakeRequest = IncomingMessage & { [kHandshake]?: PendingHandshake }
+
+/** An HTTP/1.1 upgrade (RFC 6455 §4): answered with a 101 written to the socket it took over. */
+class UpgradeHandshake implements PendingHandshake {
+  readonly socket: Socket
+  readonly head: Buffer
+  private accept = ''
+
+  constructor (socket: Socket, head: Buffer) {
+    this.socket = socket
+    this.head = head
+  }
+
+  validate (request: IncomingMessage): HandshakeAccept | HandshakeRefusal {
+    const handshake = validateHandshake(request)
+    if (!isRefusal(handshake)) this.accept = handshake.accept
+    return handshake
+  }
+
+  get answerable (): boolean {
+    return this.socket.writable
+  }
+
+  open (response: FastifyReply['raw'], protocol: string | undefined, extensions: string): Transport {
+    (response as ServerResponse).detachSocket(this.socket)
+    this.socket.write(switchingProtocols(this.accept, protocol, extensions))
+    return new TcpTransport(this.socket)
+  }
+}
 
 /**
  * A `ws: true` route's handler, called once the 101 is written. `this` is the
@@ -30,10 +74,11 @@ type UpgradeRequest = IncomingMessage & { [kUpgrade]?: PendingUpgrade }
  * request, hooks run. The return value is ignored, except that a promise's
  * rejection, like a throw, closes the connection with 1011 and is logged
  * through `request.log`: `(socket) => socket.send('hi')` and async handlers
- * both fit.
+ * both fit. `Message`: what the socket's messages carry, a Buffer unless
+ * the route parses JSON (`messages: 'json'`, typed from `schema.message`).
  */
-export type WebSocketHandler<RouteGeneric extends RouteGenericInterface = RouteGenericInterface> =
-  (this: FastifyInstance, socket: WebSocket, request: FastifyRequest<RouteGeneric>) => unknown
+export type WebSocketHandler<RouteGeneric extends RouteGenericInterface = RouteGenericInterface, Message = Buffer> =
+  (this: FastifyInstance, socket: WebSocket<Message>, request: FastifyRequest<RouteGeneric>) => unknown
 
 /**
  * The server's `upgrade` listener. An upgrade whose path matches a `ws: true`
@@ -44,7 +89,7 @@ export type WebSocketHandler<RouteGeneric extends RouteGenericInterface = RouteG
  */
 export function createUpgradeListener (fastify: FastifyInstance, matcher: RouteMatcher) {
   const server = fastify.server
-  return function onUpgrade (request: UpgradeRequest, duplex: Duplex, head: Buffer): void {
+  return function onUpgrade (request: HandshakeRequest, duplex: Duplex, head: Buffer): void {
     const socket = duplex as Socket
     // Node removed its own error listener before emitting 'upgrade': without
     // one, a reset would crash the process, whichever listener takes the socket.
@@ -65,7 +110,7 @@ export function createUpgradeListener (fastify: FastifyInstance, matcher: RouteM
       refuse(socket, { status: 405, headers: { allow: 'GET' }, reason: 'WebSocket handshake must use GET' })
       return
     }
-    request[kUpgrade] = { socket, head }
+    request[kHandshake] = new UpgradeHandshake(socket, head)
     const response = new ServerResponse(request)
     response.shouldKeepAlive = false
     response.assignSocket(socket)
@@ -91,7 +136,7 @@ export function webSocketRouteHandler (
   topics: TopicTable
 ) {
   return function handler (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): unknown {
-    const upgrade = (request.raw as UpgradeRequest)[kUpgrade]
+    const upgrade = (request.raw as HandshakeRequest)[kHandshake]
     if (upgrade === undefined) {
       if (httpHandler !== undefined) return httpHandler.call(this, request, reply)
       // Node emits 'upgrade' only with a Connection: Upgrade token, so a
@@ -106,44 +151,54 @@ export function webSocketRouteHandler (
   }
 }
 
-/** 426 for a plain HTTP request to a WebSocket-only route (RFC 7231 §6.5.15, RFC 6455 §4.2.2). */
+/**
+ * 426 for a plain HTTP request to a WebSocket-only route (RFC 7231 §6.5.15,
+ * RFC 6455 §4.2.2). Over HTTP/2, which forbids `Upgrade` and `Connection`
+ * (RFC 7540 §8.1.2.2), only `Sec-WebSocket-Version` says how to come back.
+ */
 export function upgradeRequired (reply: FastifyReply): FastifyReply {
+  if (!isHttp2(reply.request.raw)) reply.header('upgrade', 'websocket').header('connection', 'Upgrade')
   return reply.code(426)
-    .header('upgrade', 'websocket')
-    .header('connection', 'Upgrade')
     .header('sec-websocket-version', '13')
     .type('text/plain; charset=utf-8')
     .send('Upgrade Required: this route speaks WebSocket (RFC 6455)')
 }
 
+/** Whether a request came over HTTP/2: `request.raw.httpVersion` '2.0', which is also how an app tells a socket's transport. */
+function isHttp2 (request: IncomingMessage): boolean {
+  return request.httpVersionMajor === 2
+}
+
 /**
- * Checks the origin, chooses the subprotocol, then writes the 101 and calls
- * the handler. Returns a promise when the origin check or the subprotocol
- * chooser returned one: Fastify awaits it, and answers its rejection (as a
- * throw) with 500 through the app's error handling, as for any route.
+ * Checks the origin, chooses the subprotocol, then answers the handshake (101
+ * over HTTP/1.1, `:status 200` over HTTP/2) and calls the handler. Returns a
+ * promise when the origin check or the subprotocol chooser returned one:
+ * Fastify awaits it, and answers its rejection (as a throw) with 500 through
+ * the app's error handling, as for any route.
  */
 function accept (
   instance: FastifyInstance,
   request: FastifyRequest,
   reply: FastifyReply,
-  upgrade: PendingUpgrade,
+  upgrade: PendingHandshake,
   wsHandler: WebSocketHandler,
   options: ResolvedOptions,
   registry: Set<WebSocket>,
   topics: TopicTable
 ): Promise<void> | undefined {
-  const handshake = validateHandshake(request.raw)
+  const handshake = upgrade.validate(request.raw)
   if (isRefusal(handshake)) {
     refuseWithReply(request, reply, handshake)
     return
   }
+  // Before the answer: a schema.message the validator compiler refuses fails the handshake (500).
+  const pipeline = createPipeline(options, request)
   const start = (protocol: string | undefined): undefined => {
     if (protocol !== undefined && !handshake.protocols.includes(protocol)) throw protocolChoiceError(protocol)
-    const socket = upgrade.socket
-    if (!socket.writable) {
+    if (!upgrade.answerable) {
       // The client went away while hooks ran: there is no one to answer.
       reply.hijack()
-      request.log.info('WebSocket handshake abandoned: the connection closed before the 101')
+      request.log.info('WebSocket handshake abandoned: the connection closed before the answer')
       return
     }
     const negotiated = options.perMessageDeflate === null ? null : negotiateDeflate(handshake.extensions, options.perMessageDeflate)
@@ -152,10 +207,10 @@ function accept (
       : new PerMessageDeflate(negotiated.params, options.perMessageDeflate ?? {}, options.maxPayload)
     const extensions = negotiated?.response ?? ''
     reply.hijack()
-    reply.raw.detachSocket(socket)
-    socket.write(switchingProtocols(handshake.accept, protocol, extensions))
+    const transport = upgrade.open(reply.raw, protocol, extensions)
     const ws = new WebSocket(protocol ?? '', extensions, request.log, registry, topics)
-    ws.attach(new Connection(socket, ws, options, deflate))
+    ws.usePipeline(pipeline)
+    ws.attach(new Connection(transport, ws, options, deflate))
     try {
       const result = wsHandler.call(instance, ws, request)
       if (isThenable(result)) result.then(undefined, (error: unknown) => ws.fail(error))
@@ -229,6 +284,10 @@ function chooseProtocol (choice: ResolvedOptions['protocols'], offered: string[]
 
 function refuseWithReply (request: FastifyRequest, reply: FastifyReply, refusal: HandshakeRefusal): FastifyReply {
   request.log.info({ statusCode: refusal.status }, `WebSocket handshake refused: ${refusal.reason}`)
+  // Over HTTP/2 the stream ends with the answer; the connection carries on.
+  if (isHttp2(request.raw)) {
+    return reply.code(refusal.status).headers(refusal.headers).type('text/plain; charset=utf-8').send(refusal.reason)
+  }
   // "When Upgrade is sent, the sender MUST also send a Connection header field
   // that contains an 'upgrade' connection option" (RFC 7230 §6.7).
   const connection = 'upgrade' in refusal.headers ? 'Upgrade, close' : 'close'

@@ -11,14 +11,18 @@ export interface HandshakeRequest {
   headers: Record<string, string | string[] | undefined>
 }
 
-/** An accepted handshake: what the 101 response needs. */
-export interface HandshakeAccept {
-  /** Sec-WebSocket-Accept: base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2). */
-  accept: string
+/** What a valid handshake offers, over HTTP/1.1 or HTTP/2. */
+export interface HandshakeOffer {
   /** Subprotocols the client offered, in its order of preference (§4.1, §11.3.4); [] when none. */
   protocols: string[]
   /** Extensions the client offered, in its order of preference (§9.1); [] when none. */
   extensions: ExtensionOffer[]
+}
+
+/** An accepted HTTP/1.1 handshake: what the 101 response needs. */
+export interface HandshakeAccept extends HandshakeOffer {
+  /** Sec-WebSocket-Accept: base64(SHA-1(key + GUID)) (RFC 6455 §4.2.2). */
+  accept: string
 }
 
 /** A refused handshake: an HTTP status, headers to send with it and a short plain-text reason. */
@@ -71,8 +75,39 @@ export function validateHandshake (request: HandshakeRequest): HandshakeAccept |
   return { accept: acceptKey(key), protocols, extensions }
 }
 
+/**
+ * Checks an HTTP/2 extended CONNECT that opens a WebSocket (RFC 8441 §4, §5),
+ * from its headers with the pseudo-headers (as Node's `http2` gives them),
+ * and answers with the offer or the refusal to send:
+ * - 405 when `:protocol` is not `websocket` (a plain CONNECT asks for a
+ *   tunnel, which a WebSocket route does not give);
+ * - 400 when `:scheme`, `:path` or `:authority` is missing (§4: "the
+ *   :scheme and :path pseudo-header fields ... MUST also be included", and
+ *   `:authority` as for any CONNECT, RFC 7540 §8.3);
+ * - 426 with `Sec-WebSocket-Version: 13` when the version is missing or not 13;
+ * - 400 for a malformed `Sec-WebSocket-Protocol` or `Sec-WebSocket-Extensions`.
+ * There is no `Sec-WebSocket-Key` to check: §5 replaces the key and its
+ * accept hash with the `:protocol` pseudo-header, and the success is `:status 200`.
+ */
+export function validateExtendedConnect (headers: HandshakeRequest['headers']): HandshakeOffer | HandshakeRefusal {
+  if (headerValue(headers[':protocol']).toLowerCase() !== 'websocket') {
+    return { status: 405, headers: {}, reason: 'CONNECT is allowed only with :protocol websocket (RFC 8441)' }
+  }
+  for (const name of [':scheme', ':path', ':authority']) {
+    if (headerValue(headers[name]) === '') return badRequest(`extended CONNECT needs ${name}`)
+  }
+  if (headerValue(headers['sec-websocket-version']).trim() !== '13') {
+    return { status: 426, headers: { 'sec-websocket-version': '13' }, reason: 'unsupported Sec-WebSocket-Version; this server speaks 13' }
+  }
+  const protocols = parseTokenList(headerValue(headers['sec-websocket-protocol']))
+  if (protocols === null) return badRequest('malformed Sec-WebSocket-Protocol header')
+  const extensions = parseExtensions(headerValue(headers['sec-websocket-extensions']))
+  if (extensions === null) return badRequest('malformed Sec-WebSocket-Extensions header')
+  return { protocols, extensions }
+}
+
 /** Whether a handshake result is a refusal. */
-export function isRefusal (result: HandshakeAccept | HandshakeRefusal): result is HandshakeRefusal {
+export function isRefusal<T extends HandshakeOffer> (result: T | HandshakeRefusal): result is HandshakeRefusal {
   return 'status' in result
 }
 

@@ -9,6 +9,11 @@
  *   writes exact bytes (in one write, frame by frame, in chops, one byte at a
  *   time), parses the server's frames with a parser of its own, and records
  *   when the server ends the TCP connection;
+ * - the transport, a parameter: TCP (an HTTP/1.1 upgrade) by default, or with
+ *   `CONFORMANCE_TRANSPORT=http2` one HTTP/2 stream per client (an extended
+ *   CONNECT, RFC 8441) on an h2c echo app, where END_STREAM stands for the
+ *   server's FIN and RST_STREAM for a TCP reset (§5). test/conformance/http2.test.ts
+ *   runs every case file that way;
  * - frame builders for masked client frames (through `encodeFrame` with a
  *   masking key) and hand-made bytes for malformed ones;
  * - assertions on the server's frames: exact header bytes (FIN, RSV1-3 clear,
@@ -18,8 +23,10 @@
  * Every wait is bounded: a bug fails a test instead of hanging it.
  */
 import { createHash } from 'node:crypto'
+import http2, { type ClientHttp2Session, type IncomingHttpHeaders } from 'node:http2'
 import net from 'node:net'
-import Fastify from 'fastify'
+import type { Duplex } from 'node:stream'
+import Fastify, { type FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import fastifyRfc6455 from '../../lib/index.js'
 import { encodeFrame } from '../../lib/protocol/frame.js'
@@ -33,6 +40,9 @@ export const MAX_PAYLOAD = 16 * 1024 * 1024
 
 /** Default bound of one wait, in milliseconds. */
 export const WAIT = 5000
+
+/** What carries the WebSockets of this run: TCP, or HTTP/2 streams (`CONFORMANCE_TRANSPORT=http2`). */
+export const TRANSPORT: 'tcp' | 'http2' = process.env.CONFORMANCE_TRANSPORT === 'http2' ? 'http2' : 'tcp'
 
 /** Opcodes (RFC 6455 §5.2), spelled out independently of the library. */
 export const OP = {
@@ -77,7 +87,8 @@ export interface EchoServer {
  * parameter the RawClient puts in its request-target.
  */
 export async function startEchoServer (options: { maxPayload?: number } = {}): Promise<EchoServer> {
-  const app = Fastify()
+  // Both kinds of server take the same routes; Fastify types them apart.
+  const app = (TRANSPORT === 'http2' ? Fastify({ http2: true }) : Fastify()) as FastifyInstance
   await app.register(fastifyRfc6455, { maxPayload: options.maxPayload ?? MAX_PAYLOAD })
   const logs = new Map<number, AppLog>()
   app.get('/', { ws: true }, (socket, request) => {
@@ -357,23 +368,27 @@ let nextId = 1
 export class RawClient {
   /** Tells this connection apart on the server (`EchoServer.app(id)`). */
   readonly id: number
-  readonly socket: net.Socket
+  /** The TCP socket, or the HTTP/2 stream. */
+  readonly socket: Duplex
+  /** The HTTP/2 connection of the stream; null over TCP. */
+  private readonly session: ClientHttp2Session | null
   private readonly parser = new ServerFrameParser()
   private readonly waiters = new Set<() => void>()
-  /** The server ended its side of the TCP connection (a FIN arrived). */
+  /** The server ended its side of the TCP connection (a FIN, or END_STREAM, arrived). */
   serverEnded = false
   /** When the FIN arrived (`performance.now()`), and how many frames had arrived before it. */
   serverEndedAt: { ms: number, afterFrames: number } | null = null
   /** The TCP connection is fully closed. */
   closed = false
-  /** A socket error such as ECONNRESET (the server reset the connection instead of closing it). */
+  /** A socket error such as ECONNRESET (the server reset the connection instead of closing it), or a RST_STREAM. */
   error: NodeJS.ErrnoException | null = null
   /** Bytes this client wrote after the handshake. */
   bytesSent = 0
 
-  private constructor (socket: net.Socket, id: number) {
+  private constructor (socket: Duplex, id: number, session: ClientHttp2Session | null = null) {
     this.socket = socket
     this.id = id
+    this.session = session
   }
 
   /**
@@ -386,6 +401,7 @@ export class RawClient {
    */
   static async connect (port: number, timeoutMs = WAIT): Promise<RawClient> {
     const id = nextId++
+    if (TRANSPORT === 'http2') return await RawClient.connectStream(port, id, timeoutMs)
     const socket = net.connect({ port, host: '127.0.0.1' })
     socket.setNoDelay(true)
     const client = new RawClient(socket, id)
@@ -444,10 +460,59 @@ export class RawClient {
     return client
   }
 
+  /**
+   * Opens an HTTP/2 connection to `port` and, once the server's SETTINGS
+   * allow it (SETTINGS_ENABLE_CONNECT_PROTOCOL, RFC 8441 §3), an extended
+   * CONNECT stream (§4): `:protocol websocket`, version 13, expecting
+   * `:status 200` and no extension (§5). The stream's bytes are frames.
+   */
+  private static async connectStream (port: number, id: number, timeoutMs: number): Promise<RawClient> {
+    const session = http2.connect(`http://127.0.0.1:${port}`)
+    session.on('error', () => { /* the stream reports it */ })
+    try {
+      const stream = await new Promise<http2.ClientHttp2Stream>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no handshake response within ${timeoutMs} ms`)), timeoutMs)
+        session.once('close', () => reject(new Error('HTTP/2 connection closed during the opening handshake')))
+        session.once('remoteSettings', (settings) => {
+          if (settings.enableConnectProtocol !== true) {
+            reject(new Error('the server did not send SETTINGS_ENABLE_CONNECT_PROTOCOL'))
+            return
+          }
+          const stream = session.request({
+            ':method': 'CONNECT',
+            ':protocol': 'websocket',
+            ':scheme': 'http',
+            ':path': `/?id=${id}`,
+            ':authority': `127.0.0.1:${port}`,
+            'sec-websocket-version': '13'
+          }, { endStream: false })
+          stream.on('error', () => { /* 'close' reports the RST_STREAM code */ })
+          stream.once('close', () => reject(new Error(`stream closed during the opening handshake (RST_STREAM ${stream.rstCode})`)))
+          stream.once('response', (headers: IncomingHttpHeaders) => {
+            clearTimeout(timer)
+            if (Number(headers[':status']) !== 200 || headers['sec-websocket-extensions'] !== undefined) {
+              reject(new Error(`opening handshake refused or wrong: ${JSON.stringify(headers)}`))
+              return
+            }
+            resolve(stream)
+          })
+        })
+      })
+      const client = new RawClient(stream, id, session)
+      client.attach()
+      return client
+    } catch (error) {
+      session.destroy()
+      throw error
+    }
+  }
+
   private attach (): void {
     const socket = this.socket
     socket.on('data', (chunk: Buffer) => this.received(chunk))
     socket.on('end', () => {
+      // END_STREAM both ways closes the stream, as a TCP client closes its socket on the server's FIN.
+      if (this.session !== null) socket.end()
       this.serverEnded = true
       this.serverEndedAt = { ms: performance.now(), afterFrames: this.frames.length }
       this.notify()
@@ -457,6 +522,10 @@ export class RawClient {
       this.notify()
     })
     socket.on('close', () => {
+      const code = (socket as http2.ClientHttp2Stream).rstCode
+      if (this.session !== null && code !== undefined && code !== http2.constants.NGHTTP2_NO_ERROR && this.error === null) {
+        this.error = Object.assign(new Error(`RST_STREAM ${code}`), { code: `RST_STREAM ${code}` })
+      }
       this.closed = true
       this.notify()
     })
@@ -534,6 +603,7 @@ export class RawClient {
 
   destroy (): void {
     this.socket.destroy()
+    this.session?.destroy()
   }
 
   private received (chunk: Buffer): void {

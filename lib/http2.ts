@@ -1,0 +1,128 @@
+import type { IncomingMessage } from 'node:http'
+import {
+  type Http2SecureServer, type Http2Server, type Http2ServerRequest, Http2ServerResponse, type Http2Session,
+  type OutgoingHttpHeaders, type ServerHttp2Stream
+} from 'node:http2'
+import type { Duplex } from 'node:stream'
+import type { FastifyInstance } from 'fastify'
+import { notWebSocketRouteError } from './errors.js'
+import { type HandshakeOffer, type HandshakeRefusal, validateExtendedConnect } from './protocol/handshake.js'
+import type { RouteMatcher } from './route.js'
+import { Http2Transport, type Transport } from './transport.js'
+import { type HandshakeRequest, kHandshake, type PendingHandshake } from './upgrade.js'
+
+/** WebSockets over HTTP/2 on the app's server, stopped by `close()`. */
+export interface Http2WebSockets {
+  /**
+   * Takes no more extended CONNECTs, and closes gracefully (GOAWAY, then once
+   * their open streams have closed) the HTTP/2 connections that carried a
+   * WebSocket, so that they do not keep `app.close()` waiting.
+   */
+  close (): void
+}
+
+const EMPTY = Buffer.alloc(0)
+
+/**
+ * Bootstraps WebSockets over HTTP/2 (RFC 8441) when the app's server is an
+ * HTTP/2 one (`Fastify({ http2: true })`, with or without TLS and
+ * `allowHTTP1`); null otherwise. Advertises SETTINGS_ENABLE_CONNECT_PROTOCOL
+ * (§3) on every new HTTP/2 connection and listens for the extended CONNECT
+ * requests (§4), which Node's compatibility layer emits as the server's
+ * `'connect'` event (and answers 405 when nothing listens there).
+ *
+ * An extended CONNECT with `:protocol websocket` to the path of a `ws: true`
+ * route goes through Fastify's router as a GET, so that params, prefixes,
+ * constraints and hooks apply exactly as for an HTTP/1.1 upgrade, and its
+ * handler answers `:status 200` (§5). Any other CONNECT is left to the
+ * server's other `'connect'` listeners, or refused (405 without
+ * `:protocol websocket`, 404 without a route) when there are none.
+ */
+export function http2WebSockets (fastify: FastifyInstance, matcher: RouteMatcher): Http2WebSockets | null {
+  const server = fastify.server as unknown as Http2Server | Http2SecureServer
+  if (typeof server.updateSettings !== 'function') return null
+  server.updateSettings({ enableConnectProtocol: true })
+  const sessions = new Set<Http2Session>()
+
+  function onConnect (request: Http2ServerRequest | IncomingMessage, response: Http2ServerResponse | Duplex): void {
+    if (!(response instanceof Http2ServerResponse)) {
+      // An HTTP/1.1 CONNECT (allowHTTP1) asks for a proxy tunnel. Node destroys
+      // its socket when nothing listens for 'connect': so do we, unless the app listens.
+      if (server.listenerCount('connect') === 1) response.destroy()
+      return
+    }
+    const raw = request as unknown as HandshakeRequest
+    // Upgrade tokens compare case-insensitively, as in RFC 6455's `Upgrade: websocket`.
+    const isWebSocket = String(raw.headers[':protocol']).toLowerCase() === 'websocket'
+    if (!isWebSocket || !matcher.matches(raw)) {
+      if (server.listenerCount('connect') > 1) return
+      if (!isWebSocket) {
+        fastify.log.info({ url: raw.url }, 'CONNECT refused: :protocol is not websocket')
+        refuse(response, { status: 405, headers: {}, reason: 'CONNECT is allowed only with :protocol websocket (RFC 8441)' })
+      } else {
+        if (matcher.appMatches(fastify, raw)) {
+          fastify.log.warn({ err: notWebSocketRouteError(raw.url ?? '/') }, 'WebSocket handshake refused: not a WebSocket route')
+        } else {
+          fastify.log.info({ url: raw.url }, 'WebSocket handshake refused: no WebSocket route')
+        }
+        refuse(response, { status: 404, headers: {}, reason: 'Not Found' })
+      }
+      return
+    }
+    // HAProxy's mapping: the extended CONNECT goes through the router as the GET of an
+    // HTTP/1.1 upgrade would, so one route serves both (RFC 8441 §5 keeps :path as the request-target).
+    ;(request as { method: string }).method = 'GET'
+    raw[kHandshake] = new ConnectHandshake(response.stream, sessions)
+    fastify.routing(raw, response as never)
+  }
+
+  server.on('connect', onConnect)
+  return {
+    close (): void {
+      server.off('connect', onConnect)
+      for (const session of sessions) session.close()
+    }
+  }
+}
+
+/**
+ * An extended CONNECT (RFC 8441 §4-5): answered with `:status 200` on its
+ * stream, which then carries the WebSocket's bytes both ways.
+ */
+class ConnectHandshake implements PendingHandshake {
+  readonly head = EMPTY
+  private readonly stream: ServerHttp2Stream
+  private readonly sessions: Set<Http2Session>
+
+  constructor (stream: ServerHttp2Stream, sessions: Set<Http2Session>) {
+    this.stream = stream
+    this.sessions = sessions
+  }
+
+  validate (request: IncomingMessage): HandshakeOffer | HandshakeRefusal {
+    return validateExtendedConnect(request.headers)
+  }
+
+  get answerable (): boolean {
+    return !this.stream.closed && this.stream.writable
+  }
+
+  open (_response: unknown, protocol: string | undefined, extensions: string): Transport {
+    const headers: OutgoingHttpHeaders = { ':status': 200 }
+    if (protocol !== undefined && protocol !== '') headers['sec-websocket-protocol'] = protocol
+    if (extensions !== '') headers['sec-websocket-extensions'] = extensions
+    this.stream.respond(headers)
+    const session = this.stream.session
+    if (session !== undefined && !this.sessions.has(session)) {
+      this.sessions.add(session)
+      session.once('close', () => this.sessions.delete(session))
+    }
+    return new Http2Transport(this.stream)
+  }
+}
+
+/** Answers a CONNECT that is not ours on its own stream; the HTTP/2 connection carries on. */
+function refuse (response: Http2ServerResponse, refusal: HandshakeRefusal): void {
+  response.writeHead(refusal.status, { ...refusal.headers, 'content-type': 'text/plain; charset=utf-8' })
+  response.end(refusal.reason)
+}
