@@ -24,6 +24,10 @@ const fastifyRfc6455 = fp(plugin, { fastify: '5.x', name: 'fastify-rfc6455' })
 export default fastifyRfc6455
 export { fastifyRfc6455 }
 export { WebSocket, type SendOptions, type WebSocketData, type WebSocketEvents } from './websocket.js'
+export {
+  MessageValidationError, type InvalidMessageAction, type MessageFormat, type MessageHook, type WebSocketMessage
+} from './messages.js'
+export type { MessagesOptions } from './iterator.js'
 export { broadcast } from './broadcast.js'
 export type { WebSocketServer } from './plugin.js'
 export { LocalBroker, type Broker, type BrokerContext, type BrokerMessage } from './pubsub/broker.js'
@@ -36,6 +40,15 @@ export { ProtocolError } from './protocol/errors.js'
 
 /** The method of a WebSocket route: the opening handshake is a GET (RFC 6455 §4.1). */
 type WebSocketRouteMethod = 'GET' | 'get'
+
+/**
+ * What a route's messages carry: with `schema.message`, the type the type
+ * provider gives it (`unknown` without one); with `ws: { messages: 'json' }`
+ * and no schema, `unknown`; else a Buffer.
+ */
+type RouteMessage<SchemaCompiler extends FastifySchema, TypeProvider extends FastifyTypeProvider, Ws> =
+  SchemaCompiler extends { message: infer Schema } ? (TypeProvider & { schema: Schema })['validator']
+    : Ws extends { messages: 'json' } ? unknown : Buffer
 
 declare module 'fastify' {
   interface FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider> {
@@ -50,12 +63,12 @@ declare module 'fastify' {
      * whose `handler` takes the WebSocket; plain HTTP gets 426.
      */
     route<RouteGeneric extends RouteGenericInterface = RouteGenericInterface, ContextConfig = ContextConfigDefault,
-      const SchemaCompiler extends FastifySchema = FastifySchema>(
+      const SchemaCompiler extends FastifySchema = FastifySchema, Ws extends true | WebSocketOptions = true | WebSocketOptions>(
       opts: Omit<FastifyRouteOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger>,
         'method' | 'handler' | 'ws' | 'wsHandler'> & {
         method: WebSocketRouteMethod
-        ws: true | WebSocketOptions
-        handler: WebSocketHandler<RouteGeneric>
+        ws: Ws
+        handler: WebSocketHandler<RouteGeneric, RouteMessage<SchemaCompiler, TypeProvider, Ws>>
         wsHandler?: undefined
       }
     ): FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>
@@ -66,15 +79,25 @@ declare module 'fastify' {
      * HTTP gets 426.
      */
     route<RouteGeneric extends RouteGenericInterface = RouteGenericInterface, ContextConfig = ContextConfigDefault,
-      const SchemaCompiler extends FastifySchema = FastifySchema>(
+      const SchemaCompiler extends FastifySchema = FastifySchema, Ws extends true | WebSocketOptions = true | WebSocketOptions>(
       opts: Omit<FastifyRouteOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger>,
         'method' | 'handler' | 'ws' | 'wsHandler'> & {
         method: WebSocketRouteMethod
-        ws: true | WebSocketOptions
+        ws: Ws
         handler?: FastifyRouteOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger>['handler']
-        wsHandler: WebSocketHandler<RouteGeneric>
+        wsHandler: WebSocketHandler<RouteGeneric, RouteMessage<SchemaCompiler, TypeProvider, Ws>>
       }
     ): FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>
+  }
+
+  /**
+   * A WebSocket route's `schema.message`: the JSON Schema (or the type
+   * provider's schema) of the messages it accepts, with `ws: { messages:
+   * 'json' }`. Fastify itself ignores this key; the plugin compiles it with
+   * the route's validator compiler.
+   */
+  interface FastifySchema {
+    message?: unknown
   }
 
   /**
@@ -125,13 +148,13 @@ declare module 'fastify' {
   > {
     /** `app.get(path, { ws: true }, handler)`: `handler` takes the WebSocket and the request. */
     <RouteGeneric extends RouteGenericInterface = RouteGenericInterface, ContextConfig = ContextConfigDefault,
-      const SchemaCompiler extends FastifySchema = FastifySchema>(
+      const SchemaCompiler extends FastifySchema = FastifySchema, Ws extends true | WebSocketOptions = true | WebSocketOptions>(
       path: string,
       opts: RouteShorthandOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger> & {
-        ws: true | WebSocketOptions
+        ws: Ws
         wsHandler?: undefined
       },
-      handler: WebSocketHandler<RouteGeneric>
+      handler: WebSocketHandler<RouteGeneric, RouteMessage<SchemaCompiler, TypeProvider, Ws>>
     ): FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>
   }
 }

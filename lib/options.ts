@@ -2,6 +2,7 @@ import { inspect } from 'node:util'
 import type { FastifyRequest } from 'fastify'
 import type { ConnectionLimits } from './connection.js'
 import { invalidOptionError, unknownOptionError } from './errors.js'
+import type { InvalidMessageAction, MessageFormat, MessageHook, PipelineOptions } from './messages.js'
 import type { PerMessageDeflateOptions } from './protocol/permessage-deflate.js'
 import type { Broker } from './pubsub/broker.js'
 
@@ -78,10 +79,30 @@ export interface WebSocketOptions {
    * (see PerMessageDeflateOptions for their sizes).
    */
   perMessageDeflate?: boolean | PerMessageDeflateOptions
+  /**
+   * Route only: what the listeners get. 'buffer' (default): the payload as a
+   * Buffer. 'json': a text message parsed as JSON, validated by the route's
+   * `schema.message` if it has one (compiled by the route's validator
+   * compiler); a binary message is refused with 1003 (RFC 6455 §7.4.1).
+   * A route with `schema.message` must set 'json'.
+   */
+  messages?: MessageFormat
+  /**
+   * A message refused by a JSON route (not JSON, failing `schema.message`, or
+   * binary): 'close' (default) fails the connection with 1007 (1003 for
+   * binary) and logs it through `request.log` at info; 'emit' drops it and
+   * emits `invalid` with a MessageValidationError, keeping the connection.
+   */
+  invalidMessages?: InvalidMessageAction
+  /**
+   * Per-message hooks, run in order after parsing and validation and before
+   * the listeners (see MessageHook); the plugin's run before the route's.
+   */
+  onMessage?: MessageHook | MessageHook[]
 }
 
-/** Options of `app.register(fastifyRfc6455, options)`. */
-export interface FastifyRfc6455Options extends WebSocketOptions {
+/** Options of `app.register(fastifyRfc6455, options)`: those of WebSocketOptions but `messages`, which the route's types must see. */
+export interface FastifyRfc6455Options extends Omit<WebSocketOptions, 'messages'> {
   /**
    * Carries topic publishes to the app's other instances (see Broker).
    * Default: in-process only (LocalBroker). `fastify-rfc6455/redis` has a Redis broker.
@@ -96,7 +117,7 @@ export interface FastifyRfc6455Options extends WebSocketOptions {
 }
 
 /** Options resolved for one route: every limit set. */
-export interface ResolvedOptions extends ConnectionLimits {
+export interface ResolvedOptions extends ConnectionLimits, PipelineOptions {
   protocols: WebSocketOptions['protocols']
   origin: WebSocketOptions['origin']
   /** null when permessage-deflate is off. */
@@ -111,8 +132,12 @@ export const DEFAULTS = {
   heartbeatInterval: 0
 }
 
-/** Merges route options over plugin options over defaults; `bodyLimit` is the app's. */
-export function resolveOptions (plugin: WebSocketOptions, route: WebSocketOptions | undefined, bodyLimit: number): ResolvedOptions {
+/**
+ * Merges route options over plugin options over defaults; `bodyLimit` is the
+ * app's, `messageSchema` the route's `schema.message`. Hooks add up: the
+ * plugin's, then the route's.
+ */
+export function resolveOptions (plugin: WebSocketOptions, route: WebSocketOptions | undefined, bodyLimit: number, messageSchema?: unknown): ResolvedOptions {
   const merged = { ...plugin, ...route }
   return {
     maxPayload: merged.maxPayload ?? bodyLimit,
@@ -122,8 +147,17 @@ export function resolveOptions (plugin: WebSocketOptions, route: WebSocketOption
     idleTimeout: merged.idleTimeout ?? DEFAULTS.idleTimeout,
     protocols: merged.protocols,
     origin: merged.origin,
-    perMessageDeflate: merged.perMessageDeflate === true ? {} : merged.perMessageDeflate || null
+    perMessageDeflate: merged.perMessageDeflate === true ? {} : merged.perMessageDeflate || null,
+    messages: merged.messages ?? 'buffer',
+    invalidMessages: merged.invalidMessages ?? 'close',
+    onMessage: [...hookList(plugin.onMessage), ...hookList(route?.onMessage)],
+    messageSchema
   }
+}
+
+function hookList (hooks: MessageHook | MessageHook[] | undefined): MessageHook[] {
+  if (hooks === undefined) return []
+  return typeof hooks === 'function' ? [hooks] : hooks
 }
 
 // Validation: every option is checked when the plugin is registered and when
@@ -193,7 +227,10 @@ const DEFLATE_RULES: Record<keyof PerMessageDeflateOptions, Rule> = {
   level: integer(0, 9, '')
 }
 
-const WEBSOCKET_RULES: Record<keyof WebSocketOptions, Rule> = {
+const FUNCTION: Rule = { allowed: 'a function', test: (value) => typeof value === 'function' }
+
+/** The options of WebSocketOptions that the plugin takes too. */
+const SHARED_RULES: Record<Exclude<keyof WebSocketOptions, 'messages'>, Rule> = {
   maxPayload: BYTES,
   closeTimeout: MILLISECONDS,
   highWaterMark: BYTES,
@@ -210,11 +247,21 @@ const WEBSOCKET_RULES: Record<keyof WebSocketOptions, Rule> = {
   perMessageDeflate: {
     allowed: `true, false or an object of ${Object.keys(DEFLATE_RULES).join(', ')}`,
     test: (value, path, url) => typeof value === 'boolean' || checkObject(DEFLATE_RULES, value, `${path}.`, url, '')
+  },
+  invalidMessages: { allowed: "'close' or 'emit'", test: (value) => value === 'close' || value === 'emit' },
+  onMessage: {
+    allowed: 'a function (message, socket, request) or an array of them',
+    test: (value, path, url) => typeof value === 'function' || everyElement(FUNCTION, value, path, url)
   }
 }
 
+const WEBSOCKET_RULES: Record<keyof WebSocketOptions, Rule> = {
+  ...SHARED_RULES,
+  messages: { allowed: "'buffer' or 'json'", test: (value) => value === 'buffer' || value === 'json' }
+}
+
 const PLUGIN_RULES: Record<keyof FastifyRfc6455Options, Rule> = {
-  ...WEBSOCKET_RULES,
+  ...SHARED_RULES,
   heartbeatInterval: MILLISECONDS,
   broker: {
     allowed: `an object with the methods ${BROKER_METHODS.join(', ')} (the Broker interface)`,
@@ -241,7 +288,7 @@ const ROUTE_RULE: Rule = {
  * Throws FST_WS_INVALID_OPTION or FST_WS_UNKNOWN_OPTION (FastifyWebSocketError).
  */
 export function validatePluginOptions (options: FastifyRfc6455Options): void {
-  const known = Object.keys(PLUGIN_RULES).join(', ')
+  const known = Object.keys(PLUGIN_RULES).join(', ') + ' (messages is a route option only)'
   for (const key of Object.keys(options)) {
     if (REGISTER_OPTIONS.has(key)) continue
     checkEntry(PLUGIN_RULES, options as Record<string, unknown>, key, '', undefined, known)
@@ -253,12 +300,17 @@ export function validatePluginOptions (options: FastifyRfc6455Options): void {
  * Checks the `ws` of the route declared at `url`: true, false or an object of
  * route options, checked as the plugin's are (`heartbeatInterval` and
  * `broker` are plugin options only), with `highWaterMark` at most
- * `maxBackpressure` once merged over the plugin's options.
+ * `maxBackpressure` once merged over the plugin's options, and
+ * `messages: 'json'` when the route has a `schema.message` (`messageSchema`).
  * Throws FST_WS_INVALID_OPTION or FST_WS_UNKNOWN_OPTION (FastifyWebSocketError).
  */
-export function validateRouteOptions (ws: unknown, plugin: WebSocketOptions, url: string): void {
+export function validateRouteOptions (ws: unknown, plugin: WebSocketOptions, url: string, messageSchema?: unknown): void {
   check(ROUTE_RULE, ws, 'ws', url)
   if (typeof ws === 'object') checkBackpressure(ws as WebSocketOptions, { ...plugin, ...ws }, 'ws.', url)
+  const messages = typeof ws === 'object' && ws !== null ? (ws as WebSocketOptions).messages : undefined
+  if (messageSchema !== undefined && messages !== 'json') {
+    throw invalidOptionError('ws.messages', describe(messages), "'json' on a route with schema.message (the schema validates parsed JSON)", url)
+  }
 }
 
 function check (rule: Rule, value: unknown, path: string, url: string | undefined): void {

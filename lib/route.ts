@@ -41,14 +41,17 @@ export class RouteMatcher {
 }
 
 /**
- * What a router matches an upgrade request against, for `findRoute()`: GET,
- * the path without the query, and the host and version constraints.
+ * What a router matches an upgrade request (or an HTTP/2 extended CONNECT)
+ * against, for `findRoute()`: GET, the path without the query, and the host
+ * and version constraints.
  */
 function routeOf (request: IncomingMessage): { method: 'GET', url: string, constraints: Record<string, string> } {
   const url = request.url ?? '/'
   const query = url.indexOf('?')
   const constraints: Record<string, string> = {}
-  if (request.headers.host !== undefined) constraints.host = request.headers.host
+  // HTTP/2 carries the host in :authority (RFC 7540 §8.1.2.3).
+  const host = request.headers.host ?? request.headers[':authority']
+  if (typeof host === 'string') constraints.host = host
   const version = request.headers['accept-version']
   if (typeof version === 'string') constraints.version = version
   return { method: 'GET', url: query === -1 ? url : url.slice(0, query), constraints }
@@ -90,8 +93,9 @@ export function createRouteHook (
     if (methods.length !== 1 || methods[0] !== 'GET') throw routeMethodError(methods.join(','), routeOptions.url)
     const wsHandler = routeOptions.wsHandler ?? routeOptions.handler
     if (typeof wsHandler !== 'function') throw routeHandlerError(routeOptions.url)
-    validateRouteOptions(ws, pluginOptions, routeOptions.url)
-    const options = resolveOptions(pluginOptions, typeof ws === 'object' ? ws : undefined, bodyLimit)
+    const messageSchema = routeOptions.schema?.message
+    validateRouteOptions(ws, pluginOptions, routeOptions.url, messageSchema)
+    const options = resolveOptions(pluginOptions, typeof ws === 'object' ? ws : undefined, bodyLimit, messageSchema)
     routeOptions.handler = webSocketRouteHandler(wsHandler as WebSocketHandler, httpHandler, options, registry, topics)
     matcher.add(routeOptions.url, routeOptions.constraints)
   }

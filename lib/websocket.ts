@@ -2,16 +2,29 @@ import { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
 import { type Connection, PauseReason } from './connection.js'
 import { closeCodeError, closeReasonError, controlPayloadError, sendDataError } from './errors.js'
+import { MessageIterator, type MessagesOptions } from './iterator.js'
+import { iteratorActiveError, type MessagePipeline, type MessageValidationError, type Outcome, type WebSocketMessage } from './messages.js'
 import { MAX_CLOSE_REASON, isValidWireCode } from './protocol/close.js'
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from './protocol/constants.js'
 import { ProtocolError } from './protocol/errors.js'
 import { ReadyState } from './protocol/session.js'
 import type { TopicTable } from './pubsub/topics.js'
 
-/** Events of a WebSocket, with their arguments. */
-export interface WebSocketEvents {
-  /** A whole message: `data` holds its payload, UTF-8 text when `isBinary` is false. */
-  message: [data: Buffer, isBinary: boolean]
+/**
+ * Events of a WebSocket, with their arguments. `Message`: what `message`
+ * carries, a Buffer unless the route parses JSON (`messages: 'json'`).
+ */
+export interface WebSocketEvents<Message = Buffer> {
+  /**
+   * A whole message: `data` holds its payload, UTF-8 text when `isBinary` is
+   * false; on a `messages: 'json'` route, the parsed and validated value.
+   */
+  message: [data: Message, isBinary: boolean]
+  /**
+   * With `invalidMessages: 'emit'`: a message refused by a JSON route (not
+   * JSON, failing `schema.message`, or binary), dropped; the connection stays open.
+   */
+  invalid: [error: MessageValidationError]
   /** A ping from the peer; the pong has already been sent (RFC 6455 §5.5.2). */
   ping: [data: Buffer]
   pong: [data: Buffer]
@@ -44,7 +57,7 @@ export interface SendOptions {
  * handler. Messages that arrive before a `message` listener is attached (after
  * an `await` in the handler, say) are queued and reading pauses until one is.
  */
-export class WebSocket extends EventEmitter<WebSocketEvents> {
+export class WebSocket<Message = Buffer> extends EventEmitter<WebSocketEvents<Message>> implements AsyncIterable<WebSocketMessage<Message>> {
   static readonly CONNECTING = ReadyState.CONNECTING
   static readonly OPEN = ReadyState.OPEN
   static readonly CLOSING = ReadyState.CLOSING
@@ -60,9 +73,20 @@ export class WebSocket extends EventEmitter<WebSocketEvents> {
   /** The topics this socket is subscribed to; null when none (an idle socket holds no Set). */
   private subscriptions: Set<string> | null = null
   private connection!: Connection
-  /** Messages waiting for a listener, as [data, isBinary] pairs; null when none. */
-  private queue: Array<[Buffer, boolean]> | null = null
+  /**
+   * Messages waiting for a consumer, as [data, isBinary, processed] (whether
+   * the route's pipeline has run on it); null when none.
+   */
+  private queue: Array<[unknown, boolean, boolean]> | null = null
   private needDrain = false
+  /** Parse, validate, hooks (lib/messages.ts); null when the route has none of them. */
+  private pipeline: MessagePipeline | null = null
+  /** An async step of the pipeline is running: later messages wait behind it. */
+  private busy = false
+  /** A refused message failed the connection: what follows it is not delivered. */
+  private refused = false
+  /** The active `for await` iterator, which takes the messages instead of the listeners. */
+  private iterator: MessageIterator<Message> | null = null
 
   /**
    * @internal Created by the plugin once the 101 is written; `registry` holds
@@ -84,7 +108,17 @@ export class WebSocket extends EventEmitter<WebSocketEvents> {
   /** @internal Binds the connection, once, right after construction. */
   attach (connection: Connection): void {
     this.connection = connection
-    this.registry.add(this)
+    this.registry.add(this.held)
+  }
+
+  /** This socket as the registry and the topic table hold it, whatever its messages carry. */
+  private get held (): WebSocket {
+    return this as unknown as WebSocket
+  }
+
+  /** @internal Sets the route's message pipeline, before any message. */
+  usePipeline (pipeline: MessagePipeline | null): void {
+    this.pipeline = pipeline
   }
 
   /** @internal Feeds bytes that arrived with the handshake. */
@@ -144,7 +178,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> {
    */
   subscribe (topic: string): boolean {
     if (this.connection.session.readyState !== ReadyState.OPEN) return false
-    if (!this.topicTable.subscribe(this, topic)) return false
+    if (!this.topicTable.subscribe(this.held, topic)) return false
     ;(this.subscriptions ??= new Set()).add(topic)
     return true
   }
@@ -153,7 +187,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> {
   unsubscribe (topic: string): boolean {
     if (this.subscriptions === null || !this.subscriptions.delete(topic)) return false
     if (this.subscriptions.size === 0) this.subscriptions = null
-    return this.topicTable.unsubscribe(this, topic)
+    return this.topicTable.unsubscribe(this.held, topic)
   }
 
   /** Whether this socket is subscribed to `topic`. */
@@ -169,7 +203,7 @@ export class WebSocket extends EventEmitter<WebSocketEvents> {
    * FST_WS_INVALID_TOPIC as `subscribe()` does.
    */
   publish (topic: string, data: WebSocketData, options?: SendOptions): number {
-    return this.topicTable.publish(topic, data, options, this)
+    return this.topicTable.publish(topic, data, options, this.held)
   }
 
   /** Sends a ping with up to 125 bytes of application data (RFC 6455 §5.5.2). */
@@ -236,12 +270,14 @@ export class WebSocket extends EventEmitter<WebSocketEvents> {
 
   /** @internal */
   onMessage (data: Buffer, isBinary: boolean): void {
-    if (this.queue === null && this.listenerCount('message') > 0) {
-      this.emit('message', data, isBinary)
+    if (this.queue === null && !this.busy && this.ready()) {
+      if (this.pipeline !== null) this.process(data, isBinary)
+      else if (this.iterator !== null) this.iterator.push({ data: data as Message, isBinary })
+      else this.emit('message', data as Message, isBinary)
       return
     }
     if (this.queue === null) this.queue = []
-    this.queue.push([data, isBinary])
+    this.queue.push([data, isBinary, false])
     this.connection.pauseReading(PauseReason.NoListener)
   }
 
@@ -274,33 +310,131 @@ export class WebSocket extends EventEmitter<WebSocketEvents> {
 
   /** @internal */
   onClose (code: number, reason: string): void {
-    this.registry.delete(this)
+    this.registry.delete(this.held)
     this.leaveTopics()
     this.guard(() => this.emit('close', code, reason))
+    if (this.iterator !== null) this.flushQueue()
   }
 
-  /** @internal Delivers queued messages to the listeners attached since. */
+  /**
+   * @internal Delivers queued messages to the consumer come since (a
+   * listener, or a waiting iterator); resumes reading once none is left, and
+   * ends the iterator once the connection is closed and none is left.
+   */
   flushQueue (): void {
     const queue = this.queue
-    if (queue === null) return
-    let delivered = 0
-    this.guard(() => {
-      while (delivered < queue.length && this.listenerCount('message') > 0) {
-        const [data, isBinary] = queue[delivered++]
-        this.emit('message', data, isBinary)
+    if (queue !== null) {
+      let taken = 0
+      while (taken < queue.length && !this.busy && this.ready()) {
+        const [data, isBinary, processed] = queue[taken++]
+        if (processed || this.pipeline === null) this.hand(data, isBinary)
+        else this.process(data as Buffer, isBinary)
       }
-    })
-    queue.splice(0, delivered)
-    if (queue.length > 0) return
-    this.queue = null
+      queue.splice(0, taken)
+      if (queue.length > 0) return
+      this.queue = null
+    }
+    if (this.busy) return
     this.connection.resumeReading(PauseReason.NoListener)
+    const iterator = this.iterator
+    if (iterator !== null && this.connection.session.readyState === ReadyState.CLOSED) {
+      this.iterator = null
+      iterator.end()
+    }
+  }
+
+  /**
+   * Async iteration: `for await (const { data, isBinary } of socket)` yields
+   * each message in order (as the `message` event would carry it) and ends
+   * when the connection closes; see `messages()`.
+   */
+  [Symbol.asyncIterator] (): AsyncIterableIterator<WebSocketMessage<Message>> {
+    return this.messages()
+  }
+
+  /**
+   * An async iterator of this socket's messages, in order, ending when the
+   * connection closes. While it is active it takes the messages instead of
+   * the `message` listeners. Backpressure: while the loop body runs, the
+   * messages of at most one read wait and reading from the peer pauses.
+   * Leaving the loop early closes the connection with 1000 (1011 when the
+   * throw that left it rejects the route's handler) unless
+   * `options.closeOnReturn` is false. Throws FST_WS_ITERATOR_ACTIVE when
+   * another iterator of this socket is active.
+   */
+  messages (options?: MessagesOptions): AsyncIterableIterator<WebSocketMessage<Message>> {
+    if (this.iterator !== null) throw iteratorActiveError()
+    const iterator = new MessageIterator<Message>(this, options?.closeOnReturn ?? true)
+    this.iterator = iterator
+    return iterator
+  }
+
+  /** @internal The iterator was left early (`return()`). */
+  releaseIterator (iterator: MessageIterator<unknown>, close: boolean): void {
+    if (this.iterator !== iterator) return
+    this.iterator = null
+    // Deferred past the microtasks: a throw that left the loop rejects the handler first, and fails with 1011.
+    if (close) setImmediate(closeNormally, this.held)
+    else if (this.listenerCount('message') > 0) this.flushQueue()
+  }
+
+  /** @internal A JSON route refused a message: fail the connection, or emit `invalid` (`invalidMessages`). */
+  refuse (error: MessageValidationError): void {
+    if (this.pipeline?.emitInvalid === true) {
+      this.guard(() => this.emit('invalid', error))
+      return
+    }
+    this.refused = true
+    this.connection.session.fail(error)
+  }
+
+  /** Whether a consumer takes the next message now: the iterator when one is active, else the `message` listeners. */
+  private ready (): boolean {
+    return this.iterator === null ? this.listenerCount('message') > 0 : this.iterator.waiting
+  }
+
+  /** Runs the pipeline on a message, then hands it over; waits (reading paused) while an async step runs. */
+  private process (data: Buffer, isBinary: boolean): void {
+    if (this.refused) return
+    let outcome: Outcome | Promise<Outcome>
+    try {
+      outcome = (this.pipeline as MessagePipeline).run(this as WebSocket<unknown>, data, isBinary)
+    } catch (error) {
+      this.listenerFailed(error)
+      return
+    }
+    if (!(outcome instanceof Promise)) {
+      if (outcome !== null) this.hand(outcome.data, outcome.isBinary)
+      return
+    }
+    this.busy = true
+    this.connection.pauseReading(PauseReason.NoListener)
+    outcome.then((message) => {
+      this.busy = false
+      if (message !== null) {
+        if (this.queue === null && this.ready()) this.hand(message.data, message.isBinary)
+        else (this.queue ??= []).unshift([message.data, message.isBinary, true])
+      }
+      this.flushQueue()
+    }, (error: unknown) => {
+      this.busy = false
+      this.listenerFailed(error)
+      this.flushQueue()
+    })
+  }
+
+  /** Gives a message ready for its consumer (through the pipeline, or on a route without one) to the iterator or the listeners. */
+  private hand (data: unknown, isBinary: boolean): void {
+    if (this.refused) return
+    if (this.iterator !== null) this.iterator.push({ data: data as Message, isBinary })
+    else this.guard(() => this.emit('message', data as Message, isBinary))
   }
 
   private leaveTopics (): void {
     const subscriptions = this.subscriptions
     if (subscriptions === null) return
     this.subscriptions = null
-    for (const topic of subscriptions) this.topicTable.unsubscribe(this, topic)
+    for (const topic of subscriptions) this.topicTable.unsubscribe(this.held, topic)
   }
 
   private control (opcode: number, data: WebSocketData | undefined): boolean {
@@ -349,6 +483,10 @@ function onNewListener (this: WebSocket, event: string | symbol): void {
 
 function flushQueue (socket: WebSocket): void {
   socket.flushQueue()
+}
+
+function closeNormally (socket: WebSocket): void {
+  if (socket.readyState === ReadyState.OPEN) socket.close(CloseCode.NormalClosure)
 }
 
 /** A message's payload: a string's UTF-8 bytes, or the bytes given, not copied. */

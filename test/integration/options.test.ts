@@ -167,7 +167,7 @@ const ROUTE_CASES: Array<[string, unknown, object, Expected]> = [
   }],
   ['ws.closeTimeout past what setTimeout takes', { closeTimeout: 2 ** 31 }, {}, { code: 'FST_WS_INVALID_OPTION', path: 'ws.closeTimeout', value: '2147483648', allowed: INTEGER_MS }],
   ['ws.heartbeatInterval (plugin only)', { heartbeatInterval: 1000 }, {}, {
-    code: 'FST_WS_UNKNOWN_OPTION', path: 'ws.heartbeatInterval', value: '1000', allowed: 'perMessageDeflate (heartbeatInterval and broker are plugin options only)'
+    code: 'FST_WS_UNKNOWN_OPTION', path: 'ws.heartbeatInterval', value: '1000', allowed: 'onMessage, messages (heartbeatInterval and broker are plugin options only)'
   }],
   ['ws.broker (plugin only)', { broker: new LocalBroker() }, {}, {
     code: 'FST_WS_UNKNOWN_OPTION', path: 'ws.broker', value: 'LocalBroker {}', allowed: '(heartbeatInterval and broker are plugin options only)'

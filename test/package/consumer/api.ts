@@ -101,7 +101,7 @@ function useSocket (socket: WebSocket): void {
     expectType<string>(error.code)
     expectType<number>(error.closeCode)
   })
-  expectEqual<Equal<keyof WebSocketEvents, 'message' | 'ping' | 'pong' | 'drain' | 'close' | 'error'>>()
+  expectEqual<Equal<keyof WebSocketEvents, 'message' | 'invalid' | 'ping' | 'pong' | 'drain' | 'close' | 'error'>>()
   expectEqual<Equal<WebSocketEvents['close'], [code: number, reason: string]>>()
   // @ts-expect-error the message listener takes a Buffer, not a string
   socket.on('message', (message: string) => message)

@@ -1,0 +1,207 @@
+import type { FastifyRequest, FastifySchemaValidationError } from 'fastify'
+import { FastifyWebSocketError } from './errors.js'
+import { CloseCode } from './protocol/constants.js'
+import { ProtocolError } from './protocol/errors.js'
+import type { WebSocket } from './websocket.js'
+
+/**
+ * One message, as the async iterator yields it and `onMessage` hooks see it.
+ * `data`: the payload as a Buffer (text as its UTF-8 bytes), or on a route
+ * with `messages: 'json'` the parsed, validated value. `isBinary`: whether
+ * it came as a binary message (opcode 0x2, RFC 6455 §5.6).
+ */
+export interface WebSocketMessage<Data = Buffer> {
+  data: Data
+  isBinary: boolean
+}
+
+/**
+ * A per-message hook (`onMessage`, plugin or route option): runs after
+ * parsing and validation, before the `message` listeners or the iterator.
+ * It may change `message.data`, return (or resolve to) `false` to drop the
+ * message, or close the socket. A throw or a rejection fails the connection
+ * with 1011 and is logged once, as a listener's. While an async hook runs,
+ * later messages wait (in order) and reading from the peer pauses.
+ */
+export type MessageHook = (message: WebSocketMessage<unknown>, socket: WebSocket<unknown>, request: FastifyRequest) =>
+  void | boolean | Promise<void | boolean>
+
+/**
+ * What a route does with an incoming message. `'buffer'` (the default):
+ * listeners get the payload as a Buffer. `'json'`: a text message is parsed
+ * as JSON and, with `schema.message`, validated; a binary one is refused
+ * with 1003 (Unsupported Data, RFC 6455 §7.4.1).
+ */
+export type MessageFormat = 'buffer' | 'json'
+
+/**
+ * What happens to a message that is not JSON, does not match
+ * `schema.message`, or is binary on a `'json'` route. `'close'` (the
+ * default): the connection fails with 1007 (1003 for binary), logged
+ * through `request.log` at info. `'emit'`: the socket emits `invalid` with
+ * the error, the message is dropped and the connection stays open.
+ */
+export type InvalidMessageAction = 'close' | 'emit'
+
+/**
+ * A message a JSON route refused: `code` is `WS_ERR_INVALID_JSON` (not
+ * JSON, 1007), `WS_ERR_INVALID_MESSAGE` (fails `schema.message`, 1007) or
+ * `WS_ERR_UNSUPPORTED_DATA` (binary, 1003); `closeCode` the close code
+ * (sent unless `invalidMessages: 'emit'`); `data` the payload as received;
+ * `validation` the validator's errors (Ajv's by default) for a schema failure.
+ */
+export class MessageValidationError extends ProtocolError {
+  readonly data: Buffer
+  readonly validation: FastifySchemaValidationError[] | undefined
+
+  constructor (code: string, closeCode: number, message: string, data: Buffer, validation?: FastifySchemaValidationError[]) {
+    super(code, closeCode, message)
+    this.name = 'MessageValidationError'
+    this.data = data
+    this.validation = validation
+  }
+}
+
+/**
+ * A validation function as Fastify's validator compilers return it
+ * (`FastifyValidationResult`); Ajv's has a `schemaEnv` and takes the parent
+ * of the value, so that it may replace a root value (coerceTypes).
+ */
+type Validate = ((data: unknown, context?: { parentData: object, parentDataProperty: string }) => unknown) &
+  { errors?: FastifySchemaValidationError[] | null, schemaEnv?: unknown }
+
+/** What a pipeline step gives: the message to deliver, or null when it was dropped or refused. */
+export type Outcome = WebSocketMessage<unknown> | null
+
+/** What `MessagePipeline` needs of the socket. */
+export interface PipelineSocket {
+  /** Handles a refused message as `invalidMessages` says. */
+  refuse (error: MessageValidationError): void
+}
+
+/**
+ * The steps a message goes through before the listeners, in this order:
+ * parse (JSON), validate (`schema.message`, compiled by the route's
+ * validator compiler), hooks (plugin's, then route's). One per connection;
+ * none when the route has no step, so that path costs nothing.
+ */
+export class MessagePipeline {
+  /** `invalidMessages: 'emit'`: a refused message is emitted as `invalid` instead of failing the connection. */
+  readonly emitInvalid: boolean
+  private readonly json: boolean
+  private readonly validate: Validate | null
+  private readonly hooks: MessageHook[]
+  private readonly request: FastifyRequest
+
+  constructor (json: boolean, emitInvalid: boolean, validate: Validate | null, hooks: MessageHook[], request: FastifyRequest) {
+    this.emitInvalid = emitInvalid
+    this.json = json
+    this.validate = validate
+    this.hooks = hooks
+    this.request = request
+  }
+
+  /** Runs the steps; a promise when a validator or a hook returned one. Throws (or rejects) what a hook throws. */
+  run (socket: WebSocket<unknown> & PipelineSocket, data: Buffer, isBinary: boolean): Outcome | Promise<Outcome> {
+    const message: WebSocketMessage<unknown> = { data, isBinary }
+    if (this.json) {
+      if (isBinary) {
+        return refused(socket, new MessageValidationError('WS_ERR_UNSUPPORTED_DATA', CloseCode.UnsupportedData,
+          'binary message on a JSON route', data))
+      }
+      try {
+        message.data = JSON.parse(data.toString())
+      } catch (error) {
+        return refused(socket, new MessageValidationError('WS_ERR_INVALID_JSON', CloseCode.InvalidPayloadData,
+          `message is not JSON: ${(error as Error).message}`, data))
+      }
+    }
+    const validate = this.validate
+    if (validate === null) return this.runHooks(socket, message, 0)
+    const result = validate.schemaEnv === undefined
+      ? validate(message.data)
+      : validate(message.data, { parentData: message, parentDataProperty: 'data' })
+    if (isThenable(result)) {
+      // An async validator (Ajv's $async) resolves to the data or rejects with its errors.
+      return Promise.resolve(result).then(
+        (value) => value === false ? refused(socket, schemaError(data, validate.errors)) : this.runHooks(socket, message, 0),
+        (error: { errors?: FastifySchemaValidationError[] }) => refused(socket, schemaError(data, error.errors)))
+    }
+    if (result === false) return refused(socket, schemaError(data, validate.errors))
+    if (isObject(result)) {
+      // Fastify's contract for other compilers: { error } or { value }.
+      if (result.error !== undefined && result.error !== null) return refused(socket, schemaError(data, toErrors(result.error)))
+      if ('value' in result) message.data = result.value
+    }
+    return this.runHooks(socket, message, 0)
+  }
+
+  private runHooks (socket: WebSocket<unknown>, message: WebSocketMessage<unknown>, from: number): Outcome | Promise<Outcome> {
+    const hooks = this.hooks
+    for (let i = from; i < hooks.length; i++) {
+      const result = hooks[i](message, socket, this.request)
+      if (result === false) return null
+      if (isThenable(result)) {
+        return Promise.resolve(result).then((value) => value === false ? null : this.runHooks(socket, message, i + 1))
+      }
+    }
+    return message
+  }
+}
+
+function refused (socket: PipelineSocket, error: MessageValidationError): null {
+  socket.refuse(error)
+  return null
+}
+
+/** A schema failure, its message naming the first error as Fastify's 400 does ("/name must be string"). */
+function schemaError (data: Buffer, errors: FastifySchemaValidationError[] | null | undefined): MessageValidationError {
+  const first = errors?.[0]
+  const text = first === undefined ? 'invalid' : `${first.instancePath === '' ? '/' : first.instancePath} ${first.message ?? first.keyword}`
+  return new MessageValidationError('WS_ERR_INVALID_MESSAGE', CloseCode.InvalidPayloadData,
+    `message does not match the schema: ${text}`, data, errors ?? undefined)
+}
+
+function toErrors (error: unknown): FastifySchemaValidationError[] {
+  if (Array.isArray(error)) return error as FastifySchemaValidationError[]
+  return [{ keyword: 'error', instancePath: '', schemaPath: '', params: {}, message: (error as Error).message }]
+}
+
+function isObject (value: unknown): value is { error?: unknown, value?: unknown } {
+  return typeof value === 'object' && value !== null
+}
+
+function isThenable (value: unknown): value is PromiseLike<unknown> {
+  return isObject(value) && typeof (value as PromiseLike<unknown>).then === 'function'
+}
+
+/** A route's resolved message options (lib/options.ts). */
+export interface PipelineOptions {
+  messages: MessageFormat
+  invalidMessages: InvalidMessageAction
+  /** The plugin's hooks, then the route's. */
+  onMessage: MessageHook[]
+  /** The route's `schema.message`; undefined when none. */
+  messageSchema: unknown
+}
+
+/**
+ * The pipeline of a route's connection, or null when it has no step.
+ * `schema`: the route's `schema.message`, compiled with
+ * `request.compileValidationSchema()`, Fastify's own public API: the route's
+ * `validatorCompiler`, else the instance's (`setValidatorCompiler`), else
+ * the default Ajv with the app's `ajv` options and the schemas added with
+ * `addSchema()`; Fastify caches it per route. Throws the compiler's error.
+ */
+export function createPipeline (options: PipelineOptions, request: FastifyRequest): MessagePipeline | null {
+  const json = options.messages === 'json'
+  if (!json && options.onMessage.length === 0) return null
+  const schema = options.messageSchema
+  const validate = schema === undefined ? null : request.compileValidationSchema(schema as Record<string, unknown>) as Validate
+  return new MessagePipeline(json, options.invalidMessages === 'emit', validate, options.onMessage, request)
+}
+
+/** `socket.messages()` while another iterator of that socket is active. */
+export function iteratorActiveError (): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_ITERATOR_ACTIVE', 'this socket already has an active message iterator: a message goes to one consumer')
+}
