@@ -8,7 +8,11 @@
  * - `REDIS_URL=redis://127.0.0.1:6379`: share the rooms with every other
  *   instance started with the same Redis (the Redis broker);
  * - `REDIS_CLUSTER=host:port,host:port`: the same through a Redis Cluster.
- * Without either it runs alone and loads no Redis client. SIGINT and SIGTERM
+ * Without either it runs alone and loads no Redis client.
+ * - `HTTP2=1`: serve HTTPS, HTTP/2 and HTTP/1.1 by ALPN: a browser then loads
+ *   the page and opens its WebSocket on one HTTP/2 connection (RFC 8441). The
+ *   certificate is read from `TLS_CERT` and `TLS_KEY` (PEM files), or made
+ *   self-signed for localhost by the openssl CLI (the browser warns once). SIGINT and SIGTERM
  * close the app: open pages get 1001 (Going Away) and reconnect.
  *
  * The wire, JSON text messages. Page to server: `{ name, text }`. Server to
@@ -21,6 +25,7 @@ import { readFile } from 'node:fs/promises'
 import { pathToFileURL } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyRfc6455, { type Broker, CloseCode } from 'fastify-rfc6455'
+import { certificateFromEnv } from '../tls.js'
 
 const page = await readFile(new URL('./index.html', import.meta.url), 'utf8')
 
@@ -82,15 +87,17 @@ export async function brokerFromEnv (env: NodeJS.ProcessEnv = process.env): Prom
 /**
  * Builds the chat app. `broker`: see brokerFromEnv (default: this instance
  * alone). `instance`: the name the page shows for this instance (default: a
- * random one).
+ * random one). `https`: a certificate and key to serve HTTPS with HTTP/2 and
+ * HTTP/1.1 (default: plain HTTP/1.1).
  */
-export async function buildChatApp (options: { logger?: boolean, broker?: Broker, instance?: string } = {}): Promise<FastifyInstance> {
-  // A client that sends no request, or drips it, is dropped within 12 s (README, "Production settings").
-  const app = Fastify({
-    logger: options.logger ?? false,
-    requestTimeout: 10_000,
-    http: { headersTimeout: 10_000, connectionsCheckingInterval: 2_000 }
-  })
+export async function buildChatApp (options: { logger?: boolean, broker?: Broker, instance?: string, https?: { cert: Buffer, key: Buffer } } = {}): Promise<FastifyInstance> {
+  const logger = options.logger ?? false
+  // Routes are declared the same way on both kinds of server: one type serves below.
+  const app = (options.https !== undefined
+    ? Fastify({ logger, requestTimeout: 10_000, http2: true, https: { allowHTTP1: true, ...options.https } })
+    // A client that sends no request, or drips it, is dropped within 12 s (README, "Production settings").
+    : Fastify({ logger, requestTimeout: 10_000, http: { headersTimeout: 10_000, connectionsCheckingInterval: 2_000 } })
+  ) as FastifyInstance
   const instance = options.instance ?? randomUUID().slice(0, 8)
   await app.register(fastifyRfc6455, {
     maxPayload: MAX_MESSAGE_BYTES,
@@ -121,7 +128,8 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const app = await buildChatApp({ logger: true, broker: await brokerFromEnv() })
+  const https = process.env.HTTP2 === '1' ? certificateFromEnv() : undefined
+  const app = await buildChatApp({ logger: true, broker: await brokerFromEnv(), https })
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     // Once: a second signal ends the process at once if closing hangs.
     process.once(signal, () => {
@@ -135,5 +143,5 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   await app.listen({ port: Number(process.env.PORT ?? 3000), host: process.env.HOST ?? '127.0.0.1' })
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : 3000
-  console.log(`chat example: open http://127.0.0.1:${port}/ in two browser tabs`)
+  console.log(`chat example: open ${https === undefined ? 'http://127.0.0.1' : 'https://localhost'}:${port}/ in two browser tabs`)
 }
