@@ -83,3 +83,24 @@ export function notWebSocketRouteError (url: string): FastifyWebSocketError {
     'a route declared with ws: true is a WebSocket route only if fastify-rfc6455 was registered, and awaited, before it ' +
     '(await app.register(fastifyRfc6455), then declare the routes)')
 }
+
+/**
+ * `app.injectWS()` refused: the handshake was answered with an HTTP status
+ * other than 101 (a hook's 401, 404 for a path with no WebSocket route, 426,
+ * 403 for a refused origin...). `statusCode`, `headers` (names in lower case)
+ * and `body` (as UTF-8 text) are the answer's; `statusCode` is 0 when the
+ * server's end closed with no answer.
+ */
+export class HandshakeRefusedError extends FastifyWebSocketError {
+  readonly statusCode: number
+  readonly headers: Record<string, string>
+  readonly body: string
+
+  constructor (statusCode: number, headers: Record<string, string>, body: string) {
+    super('FST_WS_HANDSHAKE_REFUSED', `WebSocket handshake refused with ${statusCode}${body === '' ? '' : `: ${body}`}`)
+    this.name = 'HandshakeRefusedError'
+    this.statusCode = statusCode
+    this.headers = headers
+    this.body = body
+  }
+}

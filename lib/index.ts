@@ -4,6 +4,7 @@ import type {
   RouteOptions as FastifyRouteOptions
 } from 'fastify'
 import fp from 'fastify-plugin'
+import type { InjectedWebSocket, InjectWSOptions } from './inject.js'
 import type { WebSocketOptions } from './options.js'
 import { plugin, type WebSocketServer } from './plugin.js'
 import type { WebSocketHandler } from './upgrade.js'
@@ -34,7 +35,8 @@ export { LocalBroker, type Broker, type BrokerContext, type BrokerMessage } from
 export { MAX_TOPIC_BYTES } from './pubsub/topics.js'
 export type { FastifyRfc6455Options, OriginCheck, ProtocolChooser, WebSocketOptions } from './options.js'
 export type { WebSocketHandler } from './upgrade.js'
-export { FastifyWebSocketError } from './errors.js'
+export { FastifyWebSocketError, HandshakeRefusedError } from './errors.js'
+export { InjectedWebSocket, type InjectedWebSocketEvents, type InjectWSOptions } from './inject.js'
 export { CloseCode, Opcode } from './protocol/constants.js'
 export { ProtocolError } from './protocol/errors.js'
 
@@ -57,6 +59,17 @@ declare module 'fastify' {
 
     /** Topics of the app's sockets: `app.websocket.publish(topic, data)`. */
     readonly websocket: WebSocketServer
+
+    /**
+     * Opens a WebSocket to the `ws: true` route at `path` with no network and
+     * no `listen()`, for tests: the handshake goes through the router and the
+     * route's hooks, the frames through the server's real connection over an
+     * in-memory pair. Awaits `ready()` first. Resolves to the client's socket
+     * (masked frames, as a client sends); rejects with a HandshakeRefusedError
+     * (`statusCode`, `headers`, `body`) when the handshake is answered with
+     * anything but 101: a hook's 401, 404 for a path with no WebSocket route.
+     */
+    injectWS (path: string, options?: InjectWSOptions): Promise<InjectedWebSocket>
 
     /**
      * A WebSocket-only route: a GET with `ws: true` (or `ws: { ...options }`)

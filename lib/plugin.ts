@@ -4,6 +4,7 @@ import { DEFAULTS, type FastifyRfc6455Options, validatePluginOptions } from './o
 import { acceptWsHandlerOnlyRoutes, createRouteHook, RouteMatcher } from './route.js'
 import { createUpgradeListener } from './upgrade.js'
 import { http2WebSockets } from './http2.js'
+import { createInjector } from './inject.js'
 import type { SendOptions, WebSocket, WebSocketData } from './websocket.js'
 import { LocalBroker } from './pubsub/broker.js'
 import { TopicTable } from './pubsub/topics.js'
@@ -33,6 +34,7 @@ export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455O
     subscriberCount: (topic) => topics.subscriberCount(topic)
   }
   fastify.decorate('websocket', websocket)
+  fastify.decorate('injectWS', createInjector(fastify, matcher))
   acceptWsHandlerOnlyRoutes(fastify)
   fastify.addHook('onRoute', createRouteHook(options, config.bodyLimit ?? DEFAULT_BODY_LIMIT, matcher, registry, topics))
 

@@ -1,11 +1,12 @@
 import { constants, type ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
-import type { Duplex } from 'node:stream'
+import { Duplex } from 'node:stream'
 
 /**
  * The byte stream a Connection reads frames from and writes frames to: a TCP
- * socket, or an HTTP/2 stream. `setTimeout(ms, callback)` arms the idle timer
- * (reset by every read and write) as both Node's sockets and streams do.
+ * socket, an HTTP/2 stream, or one end of an in-memory pair. `setTimeout(ms,
+ * callback)` arms the idle timer (reset by every read and write) as Node's
+ * sockets and streams do.
  */
 export type ByteStream = Duplex & { setTimeout (ms: number, callback: () => void): unknown }
 
@@ -52,5 +53,88 @@ export class Http2Transport implements Transport {
   abort (): void {
     // RFC 8441 §5: a TCP reset maps to RST_STREAM with the CANCEL error code.
     if (!this.stream.closed) this.stream.close(constants.NGHTTP2_CANCEL)
+  }
+}
+
+/**
+ * One end of an in-memory byte stream pair (`MemoryStream.pair()`), what
+ * `app.injectWS()` runs a WebSocket over: what one end writes, the other
+ * reads. A write completes once the other end has room for it (its readable
+ * high-water mark), so backpressure works as over TCP. `end()` is the other
+ * end's 'end' (a FIN); `destroy()` before both ends have ended destroys the
+ * other end too (a reset).
+ */
+export class MemoryStream extends Duplex {
+  /** What Fastify reports as `request.ip` for a request on this stream. */
+  readonly remoteAddress = '127.0.0.1'
+  private peer: MemoryStream | null = null
+  /** The other end's write that waits for this end to have room. */
+  private onRoom: (() => void) | null = null
+  private idleTimer: NodeJS.Timeout | null = null
+
+  /** Two connected ends. */
+  static pair (): [MemoryStream, MemoryStream] {
+    const a = new MemoryStream()
+    const b = new MemoryStream()
+    a.peer = b
+    b.peer = a
+    return [a, b]
+  }
+
+  /** Emits 'timeout' after `ms` milliseconds without a read or a write (0: never), as `net.Socket` does. */
+  setTimeout (ms: number, callback?: () => void): this {
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer)
+    this.idleTimer = ms > 0 ? setTimeout(() => this.emit('timeout'), ms).unref() : null
+    if (callback !== undefined) this.once('timeout', callback)
+    return this
+  }
+
+  override _write (chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.idleTimer?.refresh()
+    // A copy, as a wire makes: neither end shares memory with the other. It
+    // arrives on a later tick, as from a socket: never inside the writer's call.
+    process.nextTick(deliver, this.peer as MemoryStream, Buffer.from(chunk), callback)
+  }
+
+  /** @internal Bytes the other end wrote. */
+  receive (chunk: Buffer | null, written: () => void): void {
+    if (chunk !== null) this.idleTimer?.refresh()
+    if (this.destroyed || this.push(chunk) || chunk === null) written()
+    else this.onRoom = written
+  }
+
+  override _read (): void {
+    const onRoom = this.onRoom
+    this.onRoom = null
+    onRoom?.()
+  }
+
+  override _final (callback: (error?: Error | null) => void): void {
+    process.nextTick(deliver, this.peer as MemoryStream, null, callback)
+  }
+
+  override _destroy (error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer)
+    const peer = this.peer
+    if (peer !== null && !peer.destroyed && !(this.writableFinished && this.readableEnded)) peer.destroy()
+    callback(error)
+  }
+}
+
+/** Hands `chunk` (null: the end) to the reading end; `written` is called once it has room. */
+function deliver (reader: MemoryStream, chunk: Buffer | null, written: () => void): void {
+  reader.receive(chunk, written)
+}
+
+/** A WebSocket over one end of an in-memory pair (`app.injectWS()`): no network. */
+export class MemoryTransport implements Transport {
+  readonly stream: MemoryStream
+
+  constructor (stream: MemoryStream) {
+    this.stream = stream
+  }
+
+  abort (): void {
+    this.stream.destroy()
   }
 }

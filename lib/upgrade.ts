@@ -12,7 +12,7 @@ import {
 } from './protocol/handshake.js'
 import type { TopicTable } from './pubsub/topics.js'
 import type { RouteMatcher } from './route.js'
-import { TcpTransport, type Transport } from './transport.js'
+import { TcpTransport, type MemoryTransport, type Transport } from './transport.js'
 import { createPipeline } from './messages.js'
 import { WebSocket } from './websocket.js'
 
@@ -40,14 +40,21 @@ export const kHandshake = Symbol('fastify-rfc6455.handshake')
 
 export type HandshakeRequest = IncomingMessage & { [kHandshake]?: PendingHandshake }
 
-/** An HTTP/1.1 upgrade (RFC 6455 §4): answered with a 101 written to the socket it took over. */
-class UpgradeHandshake implements PendingHandshake {
+/**
+ * An HTTP/1.1 upgrade (RFC 6455 §4): answered with a 101 written to the
+ * transport's byte stream, a TCP socket taken over from the HTTP server or
+ * the server's end of an in-memory pair (`app.injectWS()`).
+ */
+export class UpgradeHandshake implements PendingHandshake {
   readonly socket: Socket
   readonly head: Buffer
+  private readonly transport: TcpTransport | MemoryTransport
   private accept = ''
 
-  constructor (socket: Socket, head: Buffer) {
-    this.socket = socket
+  constructor (transport: TcpTransport | MemoryTransport, head: Buffer) {
+    this.transport = transport
+    // Both are the socket a ServerResponse writes to.
+    this.socket = transport.stream as Socket
     this.head = head
   }
 
@@ -64,7 +71,7 @@ class UpgradeHandshake implements PendingHandshake {
   open (response: FastifyReply['raw'], protocol: string | undefined, extensions: string): Transport {
     (response as ServerResponse).detachSocket(this.socket)
     this.socket.write(switchingProtocols(this.accept, protocol, extensions))
-    return new TcpTransport(this.socket)
+    return this.transport
   }
 }
 
@@ -96,13 +103,7 @@ export function createUpgradeListener (fastify: FastifyInstance, matcher: RouteM
     socket.on('error', ignore)
     if (!matcher.matches(request)) {
       if (server.listenerCount('upgrade') > 1) return
-      if (matcher.appMatches(fastify, request)) {
-        // Fastify keeps no route options, so this is where a misregistration shows.
-        fastify.log.warn({ err: notWebSocketRouteError(request.url ?? '/') }, 'WebSocket handshake refused: not a WebSocket route')
-      } else {
-        fastify.log.info({ url: request.url }, 'WebSocket handshake refused: no WebSocket route')
-      }
-      refuse(socket, { status: 404, headers: {}, reason: 'Not Found' })
+      refuse(socket, notFound(fastify, matcher, request))
       return
     }
     if (request.method !== 'GET') {
@@ -110,7 +111,7 @@ export function createUpgradeListener (fastify: FastifyInstance, matcher: RouteM
       refuse(socket, { status: 405, headers: { allow: 'GET' }, reason: 'WebSocket handshake must use GET' })
       return
     }
-    request[kHandshake] = new UpgradeHandshake(socket, head)
+    request[kHandshake] = new UpgradeHandshake(new TcpTransport(socket), head)
     const response = new ServerResponse(request)
     response.shouldKeepAlive = false
     response.assignSocket(socket)
@@ -121,6 +122,20 @@ export function createUpgradeListener (fastify: FastifyInstance, matcher: RouteM
     })
     fastify.routing(request, response)
   }
+}
+
+/**
+ * The 404 of a handshake to a path no `ws: true` route takes, logged: at warn
+ * level when the app has a plain GET route there, the likely misregistration.
+ */
+export function notFound (fastify: FastifyInstance, matcher: RouteMatcher, request: IncomingMessage): HandshakeRefusal {
+  if (matcher.appMatches(fastify, request)) {
+    // Fastify keeps no route options, so this is where a misregistration shows.
+    fastify.log.warn({ err: notWebSocketRouteError(request.url ?? '/') }, 'WebSocket handshake refused: not a WebSocket route')
+  } else {
+    fastify.log.info({ url: request.url }, 'WebSocket handshake refused: no WebSocket route')
+  }
+  return { status: 404, headers: {}, reason: 'Not Found' }
 }
 
 /**

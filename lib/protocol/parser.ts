@@ -19,12 +19,14 @@ const EMPTY = Buffer.alloc(0)
 const MAX_HEADER = 14
 
 /**
- * Incremental parser of client-to-server frames (RFC 6455 §5.2). Accepts any
+ * Incremental parser of frames (RFC 6455 §5.2): client-to-server frames by
+ * default, server-to-client ones with `masked` false. Accepts any
  * chunking, one byte at a time included; payload bytes are handed on as they
  * arrive, so no frame is buffered whole and a declared length allocates
  * nothing. Frame-level rules are checked here, all failing with 1002:
  * - "The server MUST close the connection upon receiving a frame that is not
- *   masked" (§5.1);
+ *   masked", and "A client MUST close a connection if it detects a masked
+ *   frame" (§5.1);
  * - RSV1-3 "MUST be 0 unless an extension is negotiated that defines meanings
  *   for non-zero values" (§5.2): `allowRsv1` is set when permessage-deflate is;
  * - "If an unknown opcode is received, the receiving endpoint MUST _Fail the
@@ -36,6 +38,8 @@ const MAX_HEADER = 14
 export class FrameParser {
   allowRsv1 = false
   private readonly sink: FrameSink
+  /** Bytes of masking key in a header: 4 when frames must be masked (from a client), 0 when they must not be. */
+  private readonly maskBytes: 0 | 4
   /** Set while the sink works on a message asynchronously (inflation): input is held, in order. */
   private paused = false
   private held: Buffer | null = null
@@ -48,8 +52,10 @@ export class FrameParser {
   private partial: Buffer | null = null
   private partialLength = 0
 
-  constructor (sink: FrameSink) {
+  /** `masked`: true to parse a client's frames (on a server), false to parse a server's (on a client). */
+  constructor (sink: FrameSink, masked = true) {
     this.sink = sink
+    this.maskBytes = masked ? 4 : 0
   }
 
   /**
@@ -88,8 +94,10 @@ export class FrameParser {
       }
       const take = Math.min(this.remaining, length - pos)
       const piece = chunk.subarray(pos, pos + take)
-      unmask(piece, this.maskKey, this.maskOffset)
-      this.maskOffset = (this.maskOffset + take) & 3
+      if (this.maskBytes !== 0) {
+        unmask(piece, this.maskKey, this.maskOffset)
+        this.maskOffset = (this.maskOffset + take) & 3
+      }
       pos += take
       this.remaining -= take
       const frameEnd = this.remaining === 0
@@ -123,11 +131,15 @@ export class FrameParser {
     }
     const b0 = buf[pos]
     const b1 = buf[pos + 1]
-    let headerLength = 6
+    let headerLength = 2 + this.maskBytes
     let payloadLength = b1 & 0x7f
-    if (payloadLength === 126) headerLength = 8
-    else if (payloadLength === 127) headerLength = 14
-    if ((b1 & 0x80) === 0) throw protocolError('WS_ERR_EXPECTED_MASK', 'client frame is not masked')
+    if (payloadLength === 126) headerLength += 2
+    else if (payloadLength === 127) headerLength += 8
+    if ((b1 & 0x80) === 0) {
+      if (this.maskBytes !== 0) throw protocolError('WS_ERR_EXPECTED_MASK', 'client frame is not masked')
+    } else if (this.maskBytes === 0) {
+      throw protocolError('WS_ERR_UNEXPECTED_MASK', 'server frame is masked')
+    }
     if (available < headerLength) {
       // Check what can be checked now, so that a bad header fails at its first bytes.
       this.checkFirstByte(b0, payloadLength)
@@ -144,8 +156,10 @@ export class FrameParser {
     // The 7-bit field, so that a control frame's 16- or 64-bit length form fails
     // whatever the chunking (§5.5: at most 125; §5.2: the minimal form MUST be used).
     this.checkFirstByte(b0, b1 & 0x7f)
-    this.maskKey = buf.readUInt32BE(pos + headerLength - 4)
-    this.maskOffset = 0
+    if (this.maskBytes !== 0) {
+      this.maskKey = buf.readUInt32BE(pos + headerLength - 4)
+      this.maskOffset = 0
+    }
     this.remaining = payloadLength
     this.sink.frameStart((b0 & 0x80) !== 0, (b0 & 0x40) !== 0, b0 & 0x0f, payloadLength)
     return headerLength

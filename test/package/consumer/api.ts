@@ -8,7 +8,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import fastifyRfc6455Default, {
   broadcast, type Broker, type BrokerContext, type BrokerMessage, CloseCode, fastifyRfc6455, type FastifyRfc6455Options,
-  FastifyWebSocketError, LocalBroker, MAX_TOPIC_BYTES, Opcode, type OriginCheck, type ProtocolChooser, ProtocolError,
+  FastifyWebSocketError, HandshakeRefusedError, type InjectedWebSocket, LocalBroker, MAX_TOPIC_BYTES, Opcode, type OriginCheck, type ProtocolChooser, ProtocolError,
   type SendOptions, WebSocket, type WebSocketData, type WebSocketEvents, type WebSocketHandler, type WebSocketOptions,
   type WebSocketServer
 } from '../../../lib/index.js'
@@ -150,6 +150,14 @@ export async function apiChecks (): Promise<void> {
   expectType<number>(broadcast(app.websocketClients, 'to all'))
   expectType<number>(broadcast([...app.websocketClients], Buffer.from('to all'), { compress: false }))
   expectType<number>(MAX_TOPIC_BYTES)
+  const injected = await app.injectWS('/rooms/lobby', { headers: { authorization: 'Bearer t' }, protocols: ['chat'], query: { name: 'ada' } })
+  expectEqual<Equal<typeof injected, InjectedWebSocket>>()
+  injected.on('message', (data, isBinary) => expectType<[Buffer, boolean]>([data, isBinary]))
+  expectType<boolean>(injected.send('hi'))
+  injected.close(1000, 'done')
+  await app.injectWS('/private').catch((error: unknown) => {
+    if (error instanceof HandshakeRefusedError) expectType<[number, string]>([error.statusCode, error.body])
+  })
 
   // The route forms.
   app.get('/one-line', { ws: true }, (socket) => socket.send('hi'))

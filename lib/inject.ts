@@ -1,0 +1,313 @@
+import { randomBytes } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import { closeCodeError, closeReasonError, HandshakeRefusedError } from './errors.js'
+import { encodeClosePayload, isValidWireCode, MAX_CLOSE_REASON } from './protocol/close.js'
+import { CloseCode, Opcode } from './protocol/constants.js'
+import { protocolError, type ProtocolError } from './protocol/errors.js'
+import { encodeFrame } from './protocol/frame.js'
+import { acceptKey, refusalResponse } from './protocol/handshake.js'
+import { MessageReader } from './protocol/message.js'
+import { FrameParser } from './protocol/parser.js'
+import { ReadyState, toProtocolError } from './protocol/session.js'
+import type { RouteMatcher } from './route.js'
+import { MemoryStream, MemoryTransport } from './transport.js'
+import { type HandshakeRequest, kHandshake, notFound, UpgradeHandshake } from './upgrade.js'
+import { toPayload, type WebSocketData } from './websocket.js'
+
+/** What `app.injectWS(path, options)` sends with the opening handshake. */
+export interface InjectWSOptions {
+  /**
+   * Request headers (names in any case). `Host` defaults to `localhost:80`;
+   * the handshake's own (`Upgrade`, `Connection`, `Sec-WebSocket-Key`,
+   * `Sec-WebSocket-Version`) are set, and `Sec-WebSocket-Extensions` removed:
+   * the injected client negotiates no extension.
+   */
+  headers?: Record<string, string | string[]>
+  /** Subprotocols to offer, in order of preference (`Sec-WebSocket-Protocol`, RFC 6455 §4.1). */
+  protocols?: string | string[]
+  /** The query string: an object of parameters (encoded here), or a string without the '?'. */
+  query?: Record<string, string | string[]> | string
+}
+
+/** Events of an injected client socket, with their arguments. */
+export interface InjectedWebSocketEvents {
+  /** A whole message from the server; `data` holds UTF-8 text when `isBinary` is false. */
+  message: [data: Buffer, isBinary: boolean]
+  /** The connection is closed: the server's close code and reason, 1005 for none, 1006 when no close frame came (RFC 6455 §7.1.5). */
+  close: [code: number, reason: string]
+  /** The server sent a frame a client must refuse; a close frame with `error.closeCode` was sent. */
+  error: [error: ProtocolError]
+}
+
+/**
+ * The `app.injectWS()` decorator. The handshake is a request built on the
+ * server's end of an in-memory pair and routed by Fastify's router, as an
+ * HTTP/1.1 upgrade is (lib/upgrade.ts): route hooks, origin check and
+ * subprotocol choice run, and a refusal is an HTTP answer on the pair. Then
+ * the route's WebSocket runs over the pair with the real Connection and
+ * Session: it is in `app.websocketClients`, and `app.close()` closes it with 1001.
+ */
+export function createInjector (fastify: FastifyInstance, matcher: RouteMatcher) {
+  return async function injectWS (path: string, options: InjectWSOptions = {}): Promise<InjectedWebSocket> {
+    await fastify.ready()
+    const [clientEnd, serverEnd] = MemoryStream.pair()
+    const key = randomBytes(16).toString('base64')
+    const request: HandshakeRequest = new IncomingMessage(serverEnd as unknown as Socket)
+    request.method = 'GET'
+    request.url = withQuery(path, options.query)
+    request.httpVersionMajor = 1
+    request.httpVersionMinor = 1
+    request.httpVersion = '1.1'
+    request.headers = handshakeHeaders(options, key)
+    request.rawHeaders = Object.entries(request.headers).flatMap(([name, value]) => [name, String(value)])
+    request.push(null)
+    const client = new InjectedWebSocket(clientEnd, acceptKey(key))
+    if (!matcher.matches(request)) {
+      serverEnd.end(refusalResponse(notFound(fastify, matcher, request)))
+      return await client.opened
+    }
+    request[kHandshake] = new UpgradeHandshake(new MemoryTransport(serverEnd), Buffer.alloc(0))
+    const response = new ServerResponse(request)
+    response.shouldKeepAlive = false
+    // The injected client reads a refusal's body up to the end of the stream.
+    response.useChunkedEncodingByDefault = false
+    response.assignSocket(serverEnd as unknown as Socket)
+    response.on('finish', () => {
+      response.detachSocket(serverEnd as unknown as Socket)
+      serverEnd.end()
+    })
+    fastify.routing(request, response)
+    return await client.opened
+  }
+}
+
+function withQuery (path: string, query: InjectWSOptions['query']): string {
+  if (query === undefined) return path
+  const search = typeof query === 'string' ? query : new URLSearchParams(Object.entries(query).flatMap(([name, value]) =>
+    (Array.isArray(value) ? value : [value]).map((item): [string, string] => [name, item]))).toString()
+  if (search === '') return path
+  return `${path}${path.includes('?') ? '&' : '?'}${search}`
+}
+
+function handshakeHeaders (options: InjectWSOptions, key: string): Record<string, string | string[]> {
+  const headers: Record<string, string | string[]> = { host: 'localhost:80' }
+  for (const [name, value] of Object.entries(options.headers ?? {})) headers[name.toLowerCase()] = value
+  delete headers['sec-websocket-extensions']
+  headers.upgrade = 'websocket'
+  headers.connection = 'Upgrade'
+  headers['sec-websocket-version'] = '13'
+  headers['sec-websocket-key'] = key
+  const protocols = options.protocols
+  if (protocols !== undefined) headers['sec-websocket-protocol'] = Array.isArray(protocols) ? protocols.join(', ') : protocols
+  return headers
+}
+
+const EMPTY = Buffer.alloc(0)
+const HEAD_END = Buffer.from('\r\n\r\n')
+
+/**
+ * The client side of a WebSocket opened by `app.injectWS()`, over an
+ * in-memory pair: the API of a client (`send`, `close`, `terminate`,
+ * `readyState`, `protocol`, events `message`, `close`, `error`), and on the
+ * wire what a client sends: masked frames (RFC 6455 §5.3), pongs to pings,
+ * the close frame echoed (§5.5.1). Messages that arrive before a `message`
+ * listener is attached are queued and delivered to the first one.
+ */
+export class InjectedWebSocket extends EventEmitter<InjectedWebSocketEvents> {
+  /** The subprotocol the server chose, '' for none. */
+  protocol = ''
+  /** `WebSocket.CONNECTING` (0) to `WebSocket.CLOSED` (3), as the server's socket numbers them. */
+  readyState: ReadyState = ReadyState.CONNECTING
+  /** @internal Settles with the handshake's answer. */
+  readonly opened: Promise<InjectedWebSocket>
+  private readonly stream: MemoryStream
+  private readonly accept: string
+  private readonly parser: FrameParser
+  private settle: (error: Error | null) => void = () => {}
+  /** Bytes of the handshake's answer read so far; null once it was read. */
+  private head: Buffer | null = EMPTY
+  private queue: Array<[Buffer, boolean]> | null = []
+  private closeSent = false
+  private closeCode: number = CloseCode.AbnormalClosure
+  private closeReason = ''
+
+  /** @internal */
+  constructor (stream: MemoryStream, accept: string) {
+    super()
+    this.stream = stream
+    this.accept = accept
+    this.parser = new FrameParser(new MessageReader(this, Number.MAX_SAFE_INTEGER), false)
+    this.opened = new Promise((resolve, reject) => {
+      this.settle = (error) => error === null ? resolve(this) : reject(error)
+    })
+    stream.on('data', (chunk: Buffer) => this.receive(chunk))
+    stream.on('end', () => stream.end())
+    stream.on('close', () => this.closed())
+    // 'newListener' is EventEmitter's own event, outside InjectedWebSocketEvents.
+    const emitter: EventEmitter = this
+    emitter.on('newListener', (event: string) => {
+      if (event === 'message' && this.queue !== null) process.nextTick(() => this.flushQueue())
+    })
+  }
+
+  /** Sends a string as a text message, bytes as a binary one; false, sending nothing, unless OPEN. */
+  send (data: WebSocketData): boolean {
+    if (this.readyState !== ReadyState.OPEN) return false
+    this.write(typeof data === 'string' ? Opcode.Text : Opcode.Binary, toPayload(data))
+    return true
+  }
+
+  /**
+   * Starts the closing handshake: a close frame with `code` (1000-1003,
+   * 1007-1014 or 3000-4999) and `reason` (at most 123 bytes of UTF-8), or
+   * none without a code. Throws FST_WS_INVALID_CLOSE_CODE or
+   * FST_WS_INVALID_CLOSE_REASON. `close` follows once the server has closed.
+   */
+  close (code?: number, reason?: string): void {
+    if (code === undefined && reason !== undefined && reason !== '') throw closeReasonError('a close reason needs a close code')
+    if (code !== undefined && (!Number.isInteger(code) || !isValidWireCode(code))) throw closeCodeError(code)
+    const body = Buffer.from(reason ?? '', 'utf8')
+    if (body.length > MAX_CLOSE_REASON) throw closeReasonError('a close reason is at most 123 bytes of UTF-8')
+    if (this.readyState !== ReadyState.OPEN) return
+    this.sendClose(code ?? CloseCode.NoStatusReceived, body)
+  }
+
+  /** Ends the in-memory pair at once, with no closing handshake: the server sees 1006. */
+  terminate (): void {
+    this.stream.destroy()
+  }
+
+  // MessageHandler, structurally: the published .d.ts strips these @internal
+  // members, so an `implements` clause there would break consumers' type checks.
+
+  /** @internal */
+  message (data: Buffer, isBinary: boolean): void {
+    if (this.queue !== null) this.queue.push([data, isBinary])
+    else this.emit('message', data, isBinary)
+  }
+
+  /** @internal Never called: the client offers no extension, so the parser refuses RSV1. */
+  compressedMessage (): void {
+    throw protocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 set without a negotiated extension')
+  }
+
+  /** @internal "an endpoint MUST send a Pong frame in response" (RFC 6455 §5.5.2). */
+  ping (data: Buffer): void {
+    if (!this.closeSent) this.write(Opcode.Pong, data)
+  }
+
+  /** @internal */
+  pong (): void {}
+
+  /** @internal The server's close frame: echoed unless one was sent (§5.5.1); the server then ends the stream. */
+  closeFrame (code: number, reason: string): void {
+    this.closeCode = code
+    this.closeReason = reason
+    this.parser.pause()
+    if (!this.closeSent) this.sendClose(code, EMPTY)
+  }
+
+  private receive (chunk: Buffer): void {
+    if (this.head !== null) {
+      chunk = this.readHead(chunk)
+      if (chunk.length === 0) return
+    }
+    if (this.readyState !== ReadyState.OPEN && this.readyState !== ReadyState.CLOSING) return
+    try {
+      this.parser.push(chunk)
+    } catch (error) {
+      this.fail(toProtocolError(error))
+    }
+  }
+
+  /** Reads the handshake's answer; returns the bytes after it (frames, or a refusal's body). */
+  private readHead (chunk: Buffer): Buffer {
+    const head = Buffer.concat([this.head as Buffer, chunk])
+    const end = head.indexOf(HEAD_END)
+    if (end === -1) {
+      this.head = head
+      return EMPTY
+    }
+    this.head = null
+    const [statusLine, ...lines] = head.subarray(0, end).toString('latin1').split('\r\n')
+    const status = Number(statusLine.split(' ')[1])
+    const headers: Record<string, string> = {}
+    for (const line of lines) {
+      const colon = line.indexOf(':')
+      const name = line.slice(0, colon).trim().toLowerCase()
+      const value = line.slice(colon + 1).trim()
+      headers[name] = name in headers ? `${headers[name]}, ${value}` : value
+    }
+    const rest = head.subarray(end + HEAD_END.length)
+    if (status !== 101) {
+      this.readBody(status, headers, rest)
+      return EMPTY
+    }
+    if (headers['sec-websocket-accept'] !== this.accept) {
+      this.stream.destroy()
+      this.settle(new HandshakeRefusedError(status, headers, 'Sec-WebSocket-Accept does not match the key'))
+      return EMPTY
+    }
+    this.protocol = headers['sec-websocket-protocol'] ?? ''
+    this.readyState = ReadyState.OPEN
+    this.settle(null)
+    return rest
+  }
+
+  /** A refusal: its body is the rest of the stream, which the server ends. */
+  private readBody (status: number, headers: Record<string, string>, start: Buffer): void {
+    const chunks = [start]
+    this.stream.removeAllListeners('data')
+    this.stream.removeAllListeners('close')
+    this.stream.on('data', (chunk: Buffer) => chunks.push(chunk))
+    this.stream.on('close', () => {
+      this.readyState = ReadyState.CLOSED
+      this.settle(new HandshakeRefusedError(status, headers, Buffer.concat(chunks).toString('utf8')))
+    })
+  }
+
+  private write (opcode: number, payload: Buffer): void {
+    // "The masking key is a 32-bit value chosen at random" (RFC 6455 §5.3).
+    const [header, body] = encodeFrame(opcode, payload, { mask: randomBytes(4) })
+    this.stream.cork()
+    this.stream.write(header)
+    if (body.length > 0) this.stream.write(body)
+    this.stream.uncork()
+  }
+
+  private sendClose (code: number, reason: Buffer): void {
+    this.closeSent = true
+    this.readyState = ReadyState.CLOSING
+    this.write(Opcode.Close, encodeClosePayload(code, reason))
+  }
+
+  /** The server broke a rule a client checks: close with the error's code, then end (RFC 6455 §7.1.7). */
+  private fail (error: ProtocolError): void {
+    this.parser.pause()
+    if (!this.closeSent) this.sendClose(error.closeCode, Buffer.from(error.message).subarray(0, MAX_CLOSE_REASON))
+    this.stream.end()
+    if (this.listenerCount('error') > 0) this.emit('error', error)
+  }
+
+  private flushQueue (): void {
+    const queue = this.queue
+    if (queue === null || this.listenerCount('message') === 0) return
+    this.queue = null
+    for (const [data, isBinary] of queue) this.emit('message', data, isBinary)
+  }
+
+  private closed (): void {
+    const opened = this.readyState !== ReadyState.CONNECTING
+    this.readyState = ReadyState.CLOSED
+    if (!opened) {
+      this.settle(new HandshakeRefusedError(0, {}, 'the stream closed before the handshake was answered'))
+      return
+    }
+    // Messages still queued go first, to a listener attached in the meantime.
+    this.flushQueue()
+    this.emit('close', this.closeCode, this.closeReason)
+  }
+}
