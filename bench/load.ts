@@ -1,5 +1,5 @@
 /**
- * The load client (bench/client.ts) as the parent sees it: a process of its
+ * The load client (bench/client.ts, or the server's `client`) as the parent sees it: a process of its
  * own on the client core, told its job on the command line, answering with
  * one JSON line per step; in idle mode it waits for a line on stdin between
  * steps.
@@ -26,7 +26,7 @@ export class LoadClient {
     const job: ClientJob = {
       port: server.port, raw: server.spec.raw, serverPid: server.pid, peerPids: options.peerPids, phases, idle: options.idle
     }
-    this.child = launchNode(`${BENCH}client.ts`, [JSON.stringify(job)], { core: PINNING?.client ?? 1 })
+    this.child = launchNode(server.spec.client ?? `${BENCH}client.ts`, [JSON.stringify(job)], { core: PINNING?.client ?? 1 })
     this.stderr = stderrTail(this.child)
     onLines(this.child, (line) => {
       this.lines.push(line)

@@ -1,4 +1,5 @@
 /** The bench's tables: one column per server, each figure with its ratio to ws, as Markdown. */
+import type { H2Row } from './h2.js'
 import type { MemoryResult } from './memory.js'
 import type { ServerSpec } from './servers.js'
 import type { PhaseResult } from './types.js'
@@ -32,6 +33,8 @@ export interface Results {
    * publish in flight, or why the case did not run; undefined when not asked for.
    */
   redis?: PhaseResult[] | string
+  /** WebSockets over HTTP/2 beside HTTP/1.1 (bench/h2.ts); undefined when not asked for. */
+  h2?: H2Row[]
 }
 
 const KiB = 1024
@@ -147,6 +150,7 @@ export function render (results: Results): string {
   }
   if (Object.keys(results.fanout).length > 0) out.push('', ...renderFanout(results))
   if (results.redis !== undefined) out.push('', ...renderRedis(results.redis))
+  if (results.h2 !== undefined) out.push('', ...renderH2(results.h2))
   out.push(
     '',
     `(x.xx×) = this server's figure / ${baseline}'s. * = client-bound: the load client used ≥ ${CLIENT_BOUND_CPU}% of its core, ` +
@@ -209,6 +213,30 @@ function renderRedis (redis: PhaseResult[] | string): string[] {
       ['CPU %: subscribers\' instance / publisher\'s / redis-server / client', ...cells((r) =>
         `${Math.round(r.serverCpu)} / ${Math.round(r.peerCpu[0])} / ${Math.round(r.peerCpu[1])} / ${Math.round(r.clientCpu)}`)]
     ])
+  ]
+}
+
+/** The HTTP/2 rows, each HTTP/2 one with its ratio to the HTTP/1.1 row of the same case. */
+function renderH2 (rows: H2Row[]): string[] {
+  const same = (a: PhaseResult, b: PhaseResult): boolean => a.kind === b.kind && a.size === b.size
+  const http1 = (r: PhaseResult): PhaseResult | undefined =>
+    rows.find((row) => row.transport === 'HTTP/1.1' && same(row.result, r))?.result
+  const head = ['fastify-rfc6455', 'transport: WebSockets on', 'msg/s', 'MB/s', 'server CPU per message', 'p50 / p99', 'CPU % server / client / others']
+  return [
+    'WebSockets over HTTP/2 streams (RFC 8441, h2c) beside HTTP/1.1 upgrades; ratios to HTTP/1.1; handshakes: msg/s = handshakes/s:',
+    '',
+    table(head, rows.map(({ transport, layout, result: r }) => {
+      const base = transport === 'HTTP/2' ? http1(r) : undefined
+      return [
+        r.kind === 'echo' ? `${sizeLabel(r.size)} echo` : 'handshakes',
+        `${transport}: ${layout}`,
+        `${integer(r.perSecond)}${ratio(r.perSecond, base?.perSecond)}${clientBound(r)}`,
+        r.kind === 'echo' ? r.mbPerSecond.toFixed(1) : '-',
+        `${micros(cpuPer(r))}${ratio(cpuPer(r), base && cpuPer(base))}`,
+        `${micros(r.p50us)} / ${micros(r.p99us)}`,
+        `${Math.round(r.serverCpu)} / ${Math.round(r.clientCpu)} / ${Math.round(r.otherCpu)}${r.errors > 0 ? `; ${r.errors} errors` : ''}`
+      ]
+    }))
   ]
 }
 

@@ -6,12 +6,13 @@
  * same fan-out across two instances through Redis.
  *
  *   --quick              one round of short runs, 2k idle connections: about a minute and a half
- *   --cases a,b          only these: echo (echo, handshakes, idle memory), fanout, redis (default: all)
+ *   --cases a,b          only these: echo (echo, handshakes, idle memory), fanout, redis (default: these three),
+ *                        h2 (16 B and 64 KiB echo and handshakes over HTTP/2 streams, h2c, beside HTTP/1.1; about 80 s)
  *   --servers a,b        only these (rfc6455, ws, fastify-websocket, net; fan-out has no net)
  *   --wsload PATH        also drive 16 B and 1 KiB echo and the fan-out cases with this wsload binary (C), to cross-check
  *   --profile            instead of the table: profile fastify-rfc6455 (node --cpu-prof)
  *                        through one 16 B echo run and summarize where its time goes
- *   --profile-server N   profile server N instead (implies --profile)
+ *   --profile-server N   profile server N instead (implies --profile); rfc6455-h2c: ours over HTTP/2 streams (h2c)
  *   --profile-run R      profile R: a message size in bytes, `handshake`, or
  *                        `fanout:SUBSCRIBERS:SIZE` such as fanout:1000:128 (implies --profile)
  *   --json PATH          also write every figure as JSON, every round's too
@@ -21,6 +22,7 @@
  */
 import { writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { H2_SESSIONS, runH2 } from './h2.js'
 import { FD_LIMIT, PINNING } from './launch.js'
 import { LoadClient } from './load.js'
 import { measureIdleMemory } from './memory.js'
@@ -28,7 +30,7 @@ import { describeMachine } from './proc.js'
 import { profileServer } from './profile.js'
 import { redisMissing, runRedisFanout } from './redis.js'
 import { fanoutLabel, render, sizeLabel, type Results } from './report.js'
-import { BASELINE, FANOUT_SERVERS, SERVERS, Server, type ServerSpec } from './servers.js'
+import { BASELINE, FANOUT_SERVERS, H2C_SERVER, SERVERS, Server, type ServerSpec } from './servers.js'
 import type { EchoPhase, FanoutPhase, HandshakePhase, Phase, PhaseResult } from './types.js'
 import { runWsload, runWsloadFanout, type WsloadResult } from './wsload.js'
 
@@ -75,7 +77,10 @@ const FANOUT_CASES: Array<[subscribers: number, size: number]> = [[100, 16], [10
 const FANOUT_WINDOW = 16
 /** The case run through Redis: the middle one. */
 const REDIS_CASE = FANOUT_CASES[1]
-const CASES = ['echo', 'fanout', 'redis']
+const CASES = ['echo', 'fanout', 'redis', 'h2']
+const DEFAULT_CASES = ['echo', 'fanout', 'redis']
+/** --cases h2: the echo sizes. */
+const H2_SIZES = [16, 64 * 1024]
 
 const echoPhase = (size: number): EchoPhase => {
   const [warmup, duration] = size >= 1024 * 1024 ? TIMES.large : TIMES.echo
@@ -88,14 +93,14 @@ const fanoutPhase = (subscribers: number, size: number): FanoutPhase => ({
   kind: 'fanout', size, subscribers, window: FANOUT_WINDOW, warmup: TIMES.fanout[0], duration: TIMES.fanout[1]
 })
 
-const cases = options.cases?.split(',').map((name) => name.trim()) ?? CASES
+const cases = options.cases?.split(',').map((name) => name.trim()) ?? DEFAULT_CASES
 const unknownCase = cases.find((name) => !CASES.includes(name))
 if (unknownCase !== undefined) throw new Error(`--cases: no case ${unknownCase} (${CASES.join(', ')})`)
 const wanted = options.servers?.split(',').map((name) => name.trim())
 const chosen = (specs: ServerSpec[]): ServerSpec[] => specs.filter((spec) => wanted === undefined || wanted.includes(spec.name))
 const servers = cases.includes('echo') ? chosen(SERVERS) : []
 const fanoutServers = cases.includes('fanout') ? chosen(FANOUT_SERVERS) : []
-if (servers.length + fanoutServers.length === 0 && !cases.includes('redis')) {
+if (servers.length + fanoutServers.length === 0 && !cases.includes('redis') && !cases.includes('h2')) {
   throw new Error(`--servers: none of ${SERVERS.map((s) => s.name).join(', ')}`)
 }
 
@@ -132,6 +137,15 @@ if (cases.includes('redis')) {
     'instance, the subscribers on the other; the last subscriber acknowledges' +
     (ROUNDS > 1 ? `; the best of ${ROUNDS} runs` : ''))
 }
+if (cases.includes('h2')) {
+  const streams = H2_SESSIONS.map((n) => n === 1 ? `${CONNS} streams of 1 connection` : `${CONNS / n} streams of each of ${n}`)
+  setup.push('HTTP/2: ours (examples/echo.ts) on h2c (H2C=1) and on HTTP/1.1, measured in turn; binary echo of ' +
+    `${CONNS} WebSockets × ${WINDOW} messages in flight each, ${TIMES.echo[1]} s measured after ${TIMES.echo[0]} s warm-up: ` +
+    `${CONNS} TCP connections, or ${streams.join(', or ')} (the client's receive windows 16 MiB, the server's Node's defaults); ` +
+    `handshakes: ${HANDSHAKE_PARALLEL} parallel loops of TCP connect, upgrade, close handshake, TCP close, or of extended ` +
+    'CONNECT, 200, close handshake, END_STREAM both ways on one open connection' +
+    (ROUNDS > 1 ? `; ${ROUNDS} rounds, each figure from the round with the highest rate` : ''))
+}
 
 const results: Results = {
   machine: describeMachine(),
@@ -166,7 +180,7 @@ if (options.profile || options['profile-server'] !== undefined || options['profi
   const name = options['profile-server'] ?? 'rfc6455'
   const run = options['profile-run'] ?? '16'
   const fanout = /^fanout:(\d+):(\d+)$/.exec(run)
-  const spec = (fanout === null ? SERVERS : FANOUT_SERVERS).find((s) => s.name === name)
+  const spec = (fanout === null ? [...SERVERS, H2C_SERVER] : FANOUT_SERVERS).find((s) => s.name === name)
   if (spec === undefined) throw new Error(`--profile-server: no server ${name}`)
   const phase = fanout !== null
     ? fanoutPhase(Number(fanout[1]), Number(fanout[2]))
@@ -283,6 +297,8 @@ if (cases.includes('redis')) {
     results.redis = redisRounds.reduce((a, b) => b[0].perSecond > a[0].perSecond ? b : a)
   }
 }
+
+if (cases.includes('h2')) results.h2 = await runH2(ROUNDS, H2_SIZES.map(echoPhase), handshakePhase, progress)
 
 process.stdout.write('\n' + render(results) + '\n')
 

@@ -25,6 +25,8 @@ export interface ServerSpec {
   raw: boolean
   /** More environment for the process. */
   env?: Record<string, string>
+  /** The load client script, when not bench/client.ts (HTTP/1.1 over TCP): bench/h2client.ts for HTTP/2. */
+  client?: string
 }
 
 export const SERVERS: ServerSpec[] = [
@@ -33,6 +35,17 @@ export const SERVERS: ServerSpec[] = [
   { name: 'fastify-websocket', label: '@fastify/websocket', script: `${BENCH}echo-server.ts`, args: ['fastify-websocket'], raw: false },
   { name: 'net', label: 'node:net (raw)', script: `${BENCH}echo-server.ts`, args: ['net'], raw: true }
 ]
+
+/** Ours on cleartext HTTP/2 (h2c, prior knowledge): WebSockets over HTTP/2 streams (RFC 8441), for `--cases h2`. */
+export const H2C_SERVER: ServerSpec = {
+  name: 'rfc6455-h2c',
+  label: 'fastify-rfc6455 (h2c)',
+  script: `${ROOT}examples/echo.ts`,
+  args: [],
+  raw: false,
+  env: { H2C: '1' },
+  client: `${BENCH}h2client.ts`
+}
 
 /** Fan-out: every connection on one topic, every message any of them sends to all (see bench/fanout-server.ts). */
 export const FANOUT_SERVERS: ServerSpec[] = [

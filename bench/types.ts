@@ -6,6 +6,8 @@ export interface EchoPhase {
   size: number
   conns: number
   window: number
+  /** Over HTTP/2 (bench/h2client.ts): connections the `conns` WebSockets are spread over, evenly; 1 if unset. */
+  sessions?: number
   /** Seconds of unmeasured traffic first. */
   warmup: number
   /** Seconds measured. */
@@ -40,7 +42,7 @@ export interface FanoutPhase {
 
 export type Phase = EchoPhase | HandshakePhase | FanoutPhase
 
-/** The load client's job (argv[2] of bench/client.ts). */
+/** The load client's job (argv[2] of bench/client.ts, or of the ServerSpec's `client`). */
 export interface ClientJob {
   port: number
   /**
