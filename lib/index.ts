@@ -6,7 +6,7 @@ import type {
 import fp from 'fastify-plugin'
 import type { InjectedWebSocket, InjectWSOptions } from './inject.js'
 import type { WebSocketOptions } from './options.js'
-import { plugin, type WebSocketServer } from './plugin.js'
+import { plugin, type WebSocketTopics } from './plugin.js'
 import type { WebSocketHandler } from './upgrade.js'
 import type { WebSocket } from './websocket.js'
 
@@ -30,7 +30,7 @@ export {
 } from './messages.js'
 export type { MessagesOptions } from './iterator.js'
 export { broadcast } from './broadcast.js'
-export type { WebSocketServer } from './plugin.js'
+export type { WebSocketTopics } from './plugin.js'
 export { LocalBroker, type Broker, type BrokerContext, type BrokerMessage } from './pubsub/broker.js'
 export { MAX_TOPIC_BYTES } from './pubsub/topics.js'
 export type { FastifyRfc6455Options, OriginCheck, ProtocolChooser, WebSocketOptions } from './options.js'
@@ -58,7 +58,7 @@ declare module 'fastify' {
     readonly websocketClients: ReadonlySet<WebSocket>
 
     /** Topics of the app's sockets: `app.websocket.publish(topic, data)`. */
-    readonly websocket: WebSocketServer
+    readonly websocket: WebSocketTopics
 
     /**
      * Opens a WebSocket to the `ws: true` route at `path` with no network and

@@ -29,7 +29,7 @@ export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455O
   const config = fastify.initialConfig as { bodyLimit?: number, routerOptions?: object }
   const matcher = new RouteMatcher(config.routerOptions)
   fastify.decorate('websocketClients', { getter: () => registry as ReadonlySet<WebSocket> })
-  const websocket: WebSocketServer = {
+  const websocket: WebSocketTopics = {
     publish: (topic, data, sendOptions) => topics.publish(topic, data, sendOptions, undefined),
     subscriberCount: (topic) => topics.subscriberCount(topic)
   }
@@ -65,7 +65,7 @@ export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455O
 }
 
 /** `app.websocket`: publishing to the topics of every socket of the app. */
-export interface WebSocketServer {
+export interface WebSocketTopics {
   /**
    * Sends a message to every subscriber of `topic`, on this instance and,
    * through the broker, on every other. A string goes as text, bytes as

@@ -10,7 +10,7 @@ import fastifyRfc6455Default, {
   broadcast, type Broker, type BrokerContext, type BrokerMessage, CloseCode, fastifyRfc6455, type FastifyRfc6455Options,
   FastifyWebSocketError, HandshakeRefusedError, type InjectedWebSocket, LocalBroker, MAX_TOPIC_BYTES, Opcode, type OriginCheck, type ProtocolChooser, ProtocolError,
   type SendOptions, WebSocket, type WebSocketData, type WebSocketEvents, type WebSocketHandler, type WebSocketOptions,
-  type WebSocketServer
+  type WebSocketTopics
 } from '../../../lib/index.js'
 
 /** True when A and B are the same type (not merely assignable either way). */
@@ -143,7 +143,7 @@ export async function apiChecks (): Promise<void> {
 
   // The decorators.
   expectEqual<Equal<typeof app.websocketClients, ReadonlySet<WebSocket>>>()
-  expectEqual<Equal<typeof app.websocket, WebSocketServer>>()
+  expectEqual<Equal<typeof app.websocket, WebSocketTopics>>()
   expectType<number>(app.websocket.publish('news', 'hello'))
   expectType<number>(app.websocket.publish('news', new Uint8Array(3), { compress: true }))
   expectType<number>(app.websocket.subscriberCount('news'))
