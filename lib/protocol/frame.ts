@@ -74,7 +74,7 @@ export function applyMask (data: Uint8Array, mask: Uint8Array, maskOffset: numbe
  * XORs `data` in place with a masking key given as the 32-bit big-endian
  * number its 4 bytes form on the wire (octet i of the payload is XORed with
  * octet (i + maskOffset) mod 4 of the key, RFC 6455 §5.3). Short data takes a
- * byte loop, longer data 32-bit words, and pieces of 4 KiB and more a WASM
+ * byte loop, longer data 32-bit words, and pieces of 768 bytes and more a WASM
  * SIMD routine where the runtime has one: 16 bytes at a time.
  */
 export function unmask (data: Uint8Array, key: number, maskOffset: number): void {
@@ -90,7 +90,7 @@ export function unmask (data: Uint8Array, key: number, maskOffset: number): void
     const little = b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
     const bytes = (length - i) & ~3
     if (simd !== null && bytes >= SIMD_MIN) {
-      simd.xor(data, i, bytes, little)
+      simd.xor(data, i, bytes, little, data, i)
     } else {
       const word = LITTLE_ENDIAN ? little : (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
       const view = new Int32Array(data.buffer, data.byteOffset + i, bytes >>> 2)
@@ -109,6 +109,24 @@ export function unmask (data: Uint8Array, key: number, maskOffset: number): void
   for (; i < length; i++) data[i] ^= keyByte(key, maskOffset + i)
 }
 
+/**
+ * Writes `source` XORed with the key (as `unmask()` takes it) into `target`
+ * from `targetOffset`, leaving `source` as it is: unmasking and copying in
+ * one pass over the bytes, for a message put together from several pieces.
+ */
+export function unmaskInto (source: Uint8Array, target: Uint8Array, targetOffset: number, key: number, maskOffset: number): void {
+  const length = source.length
+  if (simd === null || length < SIMD_MIN) {
+    const copy = target.subarray(targetOffset, targetOffset + length)
+    copy.set(source)
+    unmask(copy, key, maskOffset)
+    return
+  }
+  const little = keyByte(key, maskOffset) | (keyByte(key, maskOffset + 1) << 8) |
+    (keyByte(key, maskOffset + 2) << 16) | (keyByte(key, maskOffset + 3) << 24)
+  simd.xor(source, 0, length, little, target, targetOffset)
+}
+
 /** Octet `index` mod 4 of a big-endian key. */
 function keyByte (key: number, index: number): number {
   return (key >>> (24 - ((index & 3) << 3))) & 0xff
@@ -116,8 +134,12 @@ function keyByte (key: number, index: number): number {
 
 /** Below this many bytes a byte loop beats creating a 32-bit view. */
 const WORD_LOOP_MIN = 64
-/** From this many bytes the SIMD routine, copies included, beats the word loop. */
-const SIMD_MIN = 4096
+/**
+ * From this many bytes the SIMD routine, copies included, beats the word loop
+ * (measured on Node 20, x64: even at 640 bytes, 1 KiB 0.84x the word loop's
+ * time, 4 KiB 0.6x).
+ */
+const SIMD_MIN = 768
 
 /**
  * The SIMD routine, assembled by hand from this WebAssembly text (105 bytes):
@@ -136,7 +158,9 @@ const SIMD_MIN = 4096
  *
  * `mask(len, key)` XORs bytes [0, len rounded down to 16) of its memory with
  * the little-endian key; callers pass len rounded up, since what lies past
- * their data in the page is never read back.
+ * their data in the page is never read back. Bytes are copied into the
+ * memory, masked there and copied out to their destination: in place, or
+ * into another buffer (`unmaskInto`).
  */
 const SIMD_MASK_MODULE = Buffer.from(
   '0061736d01000000' + // magic, version 1
@@ -160,10 +184,19 @@ declare const WebAssembly: {
   Instance: new (module: object) => { exports: Record<string, unknown> }
 }
 
-/** The SIMD routine bound to its memory, or null where WASM SIMD is missing. */
+/** The SIMD routine, or null where WASM SIMD is missing. */
 const simd = loadSimd()
 
-function loadSimd (): { xor (data: Uint8Array, start: number, length: number, key: number): void } | null {
+/**
+ * The SIMD routine bound to its memory: XORs `length` bytes of `source` from
+ * `start` with the little-endian `key` into `target` from `targetStart`
+ * (`target` may be `source`).
+ */
+interface SimdMask {
+  xor (source: Uint8Array, start: number, length: number, key: number, target: Uint8Array, targetStart: number): void
+}
+
+function loadSimd (): SimdMask | null {
   if (typeof WebAssembly !== 'object' || !WebAssembly.validate(SIMD_MASK_MODULE)) return null
   let instance: { exports: Record<string, unknown> }
   try {
@@ -176,13 +209,13 @@ function loadSimd (): { xor (data: Uint8Array, start: number, length: number, ke
   const mask = instance.exports.mask as (length: number, key: number) => void
   const page = memory.length
   return {
-    xor (data, start, length, key) {
+    xor (source, start, length, key, target, targetStart) {
       // Blocks of a page; each starts at a multiple of 4 bytes, so the key's phase holds.
       for (let done = 0; done < length; done += page) {
         const n = Math.min(page, length - done)
-        memory.set(data.subarray(start + done, start + done + n), 0)
+        memory.set(source.subarray(start + done, start + done + n), 0)
         mask((n + 15) & ~15, key)
-        data.set(memory.subarray(0, n), start + done)
+        target.set(memory.subarray(0, n), targetStart + done)
       }
     }
   }

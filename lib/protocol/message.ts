@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer'
 import { Opcode } from './constants.js'
 import { parseClosePayload } from './close.js'
 import { invalidUtf8, messageTooBig, protocolError, ProtocolError } from './errors.js'
-import { isControl } from './frame.js'
+import { isControl, unmask, unmaskInto } from './frame.js'
 import type { FrameSink } from './parser.js'
 import { Utf8Validator } from './utf8.js'
 
@@ -34,7 +34,9 @@ export interface MessageHandler {
  *   before its payload arrives (§10.4): 1009.
  *
  * Memory for an incomplete message is one buffer holding its payload, at most
- * twice the bytes received so far: fragment count costs nothing.
+ * twice the bytes received so far: fragment count costs nothing. A binary or
+ * compressed message's pieces are taken still masked and unmasked as they
+ * are copied into the message: one pass over its bytes, not two.
  */
 export class MessageReader implements FrameSink {
   /** Bytes of one reassembled message. */
@@ -56,6 +58,8 @@ export class MessageReader implements FrameSink {
   private used = 0
   /** The message so far, in order, when it has pieces of VIEW_MIN bytes or more; null otherwise. */
   private parts: Buffer[] | null = null
+  /** Per part, its masking key and the key index of its first byte (0 and 0: not masked); null with `parts`. */
+  private partMasks: number[] | null = null
   private partsLength = 0
   private validator: Utf8Validator | null = null
   /** A control frame's payload cut by a chunk boundary. */
@@ -105,24 +109,61 @@ export class MessageReader implements FrameSink {
       if (!this.validator.push(data)) throw invalidUtf8('text message is not valid UTF-8')
       if (last && !this.validator.end()) throw invalidUtf8('text message ends inside a UTF-8 sequence')
     }
-    this.append(data)
+    this.append(data, 0, 0)
     if (!last) return
     this.deliver(this.takeMessage(), text, true)
   }
 
-  /** The reassembled message: one copy of the parts at the end, or the small-piece buffer as it is. */
+  /**
+   * Takes the pieces of a binary or compressed message that need a copy
+   * (all but a message in one piece), still masked: a small piece is
+   * unmasked into the message buffer, a large one kept as a view and
+   * unmasked into the whole message at its end. Text that is not compressed
+   * is left to `framePayload`, since it is checked as UTF-8 piece by piece.
+   */
+  maskedPayload (data: Buffer, key: number, maskOffset: number, frameEnd: boolean): boolean {
+    const last = frameEnd && this.frameFin
+    if ((this.single && last && this.used === 0 && this.parts === null) || isControl(this.frameOpcode)) return false
+    const text = this.messageOpcode === Opcode.Text
+    if (text && !this.compressed) return false
+    this.append(data, key, maskOffset)
+    if (last) this.deliver(this.takeMessage(), text, false)
+    return true
+  }
+
+  /**
+   * The reassembled message: one copy of the parts at the end (unmasking
+   * the masked ones on the way), or the small-piece buffer as it is.
+   */
   private takeMessage (): Buffer {
     let message: Buffer
     const parts = this.parts
     if (parts === null) {
       message = this.buffer === null ? EMPTY : this.buffer.subarray(0, this.used)
     } else {
-      if (this.used > 0) parts.push((this.buffer as Buffer).subarray(0, this.used))
-      message = parts.length === 1 ? parts[0] : Buffer.concat(parts, this.partsLength + this.used)
+      const masks = this.partMasks as number[]
+      if (this.used > 0) {
+        parts.push((this.buffer as Buffer).subarray(0, this.used))
+        masks.push(0, 0)
+      }
+      if (parts.length === 1) {
+        message = parts[0]
+        if (masks[0] !== 0) unmask(message, masks[0], masks[1])
+      } else {
+        message = Buffer.allocUnsafe(this.partsLength + this.used)
+        let offset = 0
+        for (let i = 0; i < parts.length; i++) {
+          const part = parts[i]
+          if (masks[2 * i] === 0) message.set(part, offset)
+          else unmaskInto(part, message, offset, masks[2 * i], masks[2 * i + 1])
+          offset += part.length
+        }
+      }
     }
     this.buffer = null
     this.used = 0
     this.parts = null
+    this.partMasks = null
     this.partsLength = 0
     return message
   }
@@ -150,23 +191,27 @@ export class MessageReader implements FrameSink {
   }
 
   /**
-   * Adds a piece to the message. A piece of VIEW_MIN bytes or more is kept as
-   * it is, a view of the chunk it came in (which it fills at least a quarter
-   * of: reads are at most 64 KiB), to be copied once at the end. Smaller
-   * pieces are copied onto a buffer whose capacity doubles as needed: linear
-   * time whatever the fragment sizes, and never past what the last frame
-   * declares, nor `maxPayload` while more frames may follow.
+   * Adds a piece to the message, masked with `key` from key index
+   * `maskOffset` (0 and 0: not masked). A piece of VIEW_MIN bytes or more is
+   * kept as it is, a view of the chunk it came in (which it fills at least a
+   * quarter of: reads are at most 64 KiB), to be copied once at the end.
+   * Smaller pieces are copied onto a buffer whose capacity doubles as needed:
+   * linear time whatever the fragment sizes, and never past what the last
+   * frame declares, nor `maxPayload` while more frames may follow.
    */
-  private append (data: Buffer): void {
+  private append (data: Buffer, key: number, maskOffset: number): void {
     if (data.length >= VIEW_MIN) {
       const parts = this.parts ??= []
+      const masks = this.partMasks ??= []
       if (this.used > 0) {
         parts.push((this.buffer as Buffer).subarray(0, this.used))
+        masks.push(0, 0)
         this.partsLength += this.used
         this.buffer = (this.buffer as Buffer).subarray(this.used)
         this.used = 0
       }
       parts.push(data)
+      masks.push(key, maskOffset)
       this.partsLength += data.length
       return
     }
@@ -178,7 +223,8 @@ export class MessageReader implements FrameSink {
       if (buffer !== null) buffer.copy(grown, 0, 0, this.used)
       this.buffer = buffer = grown
     }
-    data.copy(buffer, this.used)
+    if (key === 0) buffer.set(data, this.used)
+    else unmaskInto(data, buffer, this.used, key, maskOffset)
     this.used = needed
   }
 

@@ -12,6 +12,14 @@ export interface FrameSink {
    * is a view into the chunk given to `push()`, unmasked in place.
    */
   framePayload (data: Buffer, frameEnd: boolean): void
+  /**
+   * Optional: offered each piece of a masked frame's payload before it is
+   * unmasked, with the masking key (as `unmask()` takes it) and the key index
+   * of the piece's first byte. Returns true when it took the piece, still
+   * masked (to unmask it later, or while copying it), and false for the
+   * parser to unmask it in place and hand it to `framePayload`.
+   */
+  maskedPayload? (data: Buffer, key: number, maskOffset: number, frameEnd: boolean): boolean
 }
 
 const EMPTY = Buffer.alloc(0)
@@ -94,14 +102,16 @@ export class FrameParser {
       }
       const take = Math.min(this.remaining, length - pos)
       const piece = chunk.subarray(pos, pos + take)
-      if (this.maskBytes !== 0) {
-        unmask(piece, this.maskKey, this.maskOffset)
-        this.maskOffset = (this.maskOffset + take) & 3
-      }
       pos += take
       this.remaining -= take
       const frameEnd = this.remaining === 0
       if (frameEnd) this.remaining = -1
+      if (this.maskBytes !== 0) {
+        const maskOffset = this.maskOffset
+        this.maskOffset = (maskOffset + take) & 3
+        if (this.sink.maskedPayload?.(piece, this.maskKey, maskOffset, frameEnd) === true) continue
+        unmask(piece, this.maskKey, maskOffset)
+      }
       this.sink.framePayload(piece, frameEnd)
     }
   }
