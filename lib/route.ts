@@ -3,8 +3,7 @@ import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
 import { routeHandlerError, routeMethodError } from './errors.js'
 import { type FastifyRfc6455Options, resolveOptions, validateRouteOptions, type WebSocketOptions } from './options.js'
 import { upgradeRequired, webSocketRouteHandler, type WebSocketHandler } from './upgrade.js'
-import type { TopicTable } from './pubsub/topics.js'
-import type { WebSocket } from './websocket.js'
+import type { SocketRegistry } from './registry.js'
 
 /**
  * The paths of the `ws: true` routes, in a router of their own (a Fastify
@@ -17,17 +16,30 @@ import type { WebSocket } from './websocket.js'
  */
 export class RouteMatcher {
   private readonly router: FastifyInstance
+  /**
+   * The plain paths of routes without constraints (`/chat`, not `/chat/:room`):
+   * a request for one of these exact paths matches without a router lookup,
+   * which the router would answer the same way.
+   */
+  private readonly plainPaths = new Set<string>()
 
   constructor (routerOptions: object | undefined) {
     this.router = Fastify({ routerOptions: { ...routerOptions, ignoreTrailingSlash: true } })
   }
 
   add (url: string, constraints: RouteOptions['constraints']): void {
+    if ((constraints === undefined || Object.keys(constraints).length === 0) && PLAIN_PATH.test(url)) this.plainPaths.add(url)
     if (this.router.hasRoute({ method: 'GET', url, constraints })) return
     this.router.get(url, { constraints }, noop)
   }
 
   matches (request: IncomingMessage): boolean {
+    // An Accept-Version header keeps the routes without a version from matching (find-my-way's version constraint).
+    if (this.plainPaths.size > 0 && request.headers['accept-version'] === undefined) {
+      const url = request.url ?? '/'
+      const query = url.indexOf('?')
+      if (this.plainPaths.has(query === -1 ? url : url.slice(0, query))) return true
+    }
     return this.router.findRoute(routeOf(request)) !== null
   }
 
@@ -78,8 +90,7 @@ export function createRouteHook (
   pluginOptions: FastifyRfc6455Options,
   bodyLimit: number,
   matcher: RouteMatcher,
-  registry: Set<WebSocket>,
-  topics: TopicTable
+  registry: SocketRegistry
 ) {
   return function onRoute (routeOptions: WebSocketRouteOptions): void {
     const ws = routeOptions.ws
@@ -95,8 +106,8 @@ export function createRouteHook (
     if (typeof wsHandler !== 'function') throw routeHandlerError(routeOptions.url)
     const messageSchema = routeOptions.schema?.message
     validateRouteOptions(ws, pluginOptions, routeOptions.url, messageSchema)
-    const options = resolveOptions(pluginOptions, typeof ws === 'object' ? ws : undefined, bodyLimit, messageSchema)
-    routeOptions.handler = webSocketRouteHandler(wsHandler as WebSocketHandler, httpHandler, options, registry, topics)
+    const options = resolveOptions(pluginOptions, typeof ws === 'object' ? ws : undefined, bodyLimit, routeOptions.schema)
+    routeOptions.handler = webSocketRouteHandler(wsHandler as WebSocketHandler, httpHandler, options, registry)
     matcher.add(routeOptions.url, routeOptions.constraints)
   }
 }
@@ -120,5 +131,8 @@ export function acceptWsHandlerOnlyRoutes (fastify: FastifyInstance): void {
     return route.call(this, { ...declaration, handler: wsHandler } as unknown as RouteOptions)
   } as FastifyInstance['route']
 }
+
+/** A path the router takes literally: no params, wildcards, regular expressions, escapes or `;`. */
+const PLAIN_PATH = /^\/[A-Za-z0-9\-._~/]*$/
 
 function noop (): void {}

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { GUID } from './constants.js'
 import { type ExtensionOffer, parseExtensions } from './extensions.js'
 
@@ -111,9 +111,12 @@ export function isRefusal<T extends HandshakeOffer> (result: T | HandshakeRefusa
   return 'status' in result
 }
 
-/** Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 §1.3, §4.2.2 step 5.4). */
+/**
+ * Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 §1.3, §4.2.2 step 5.4).
+ * One-shot `hash()` (Node 20.12+): no Hash object, under half of createHash's time.
+ */
 export function acceptKey (key: string): string {
-  return createHash('sha1').update(key + GUID).digest('base64')
+  return hash('sha1', key + GUID, 'base64')
 }
 
 /**

@@ -93,6 +93,36 @@ test('upgrade routing: 404 when nothing else listens, other upgrade listeners ke
     t.same(seen, ['/other', '/ws'])
   })
 
+  await t.test('a ws path with a query is ours; with an Accept-Version no route of that path takes, it is left to the other listener', async (t) => {
+    const app = Fastify()
+    await app.register(fastifyRfc6455)
+    app.get('/ws', { ws: true }, (socket) => { socket.send('ws route') })
+    app.get('/versioned', { ws: true, constraints: { version: '1.2.0' } }, (socket) => { socket.send('version 1.2.0') })
+    const seen: string[] = []
+    app.server.on('upgrade', (request, socket) => {
+      const version = request.headers['accept-version']
+      seen.push(`${request.url ?? ''} ${version ?? ''}`)
+      // Answers only the two that no ws route takes: a wrong match would also answer them, and fail the status check.
+      if (version === '1.0.0' || version === '2.0.0') socket.end('HTTP/1.1 418 I\'m a Teapot\r\nConnection: close\r\nContent-Length: 6\r\n\r\nteapot')
+    })
+    const h = await start(t, app)
+    // find-my-way's version constraint: a request with Accept-Version matches no route without a version.
+    for (const [path, version] of [['/ws', '1.0.0'], ['/versioned', '2.0.0']]) {
+      const raw = await h.raw()
+      raw.write(upgradeRequest(path, { set: { 'Accept-Version': version } }))
+      const response = await raw.readHttpResponse()
+      t.equal(response.statusLine, 'HTTP/1.1 418 I\'m a Teapot', `${path} with Accept-Version ${version}: not ours`)
+      await raw.waitForEnd()
+    }
+    t.same(seen, ['/ws 1.0.0', '/versioned 2.0.0'])
+    const withQuery = await h.client('/ws?room=1')
+    t.equal(await withQuery.nextMessage(), 'ws route')
+    const versioned = await h.raw()
+    versioned.write(upgradeRequest('/versioned', { set: { 'Accept-Version': '1.2.0' } }))
+    t.equal((await versioned.readHttpResponse()).statusLine, 'HTTP/1.1 101 Switching Protocols')
+    t.same(seen, ['/ws 1.0.0', '/versioned 2.0.0', '/ws?room=1 ', '/versioned 1.2.0'])
+  })
+
   await t.test('an upgrade with POST to a ws path gets 405 with Allow: GET', async (t) => {
     const app = Fastify()
     await app.register(fastifyRfc6455)
