@@ -73,6 +73,14 @@ export class Connection implements SessionIO {
   private closeTimer: NodeJS.Timeout | null = null
   /** Set by the heartbeat when a ping is out, cleared by any pong. */
   private awaitingPong = false
+  /** Whole messages received (after reassembly and inflation). */
+  messagesIn = 0
+  /** Messages `send()` queued (a publish counts once per socket). */
+  messagesOut = 0
+  /** Bytes read from the transport: frames with their headers, as on the wire. */
+  bytesIn = 0
+  /** Bytes of frames queued for the transport, headers included, compressed when compressed. */
+  bytesOut = 0
 
   constructor (transport: Transport, listener: ConnectionListener, limits: ConnectionLimits, deflate: PerMessageDeflate | null) {
     const socket = transport.stream
@@ -96,6 +104,7 @@ export class Connection implements SessionIO {
   }
 
   receive (chunk: Buffer): void {
+    this.bytesIn += chunk.length
     this.receiving = true
     this.session.receive(chunk)
     this.receiving = false
@@ -113,7 +122,9 @@ export class Connection implements SessionIO {
         `unsent backlog over maxBackpressure of ${this.limits.maxBackpressure} bytes`))
       return false
     }
-    return this.session.sendMessage(opcode, payload, compress, header)
+    if (!this.session.sendMessage(opcode, payload, compress, header)) return false
+    this.messagesOut++
+    return true
   }
 
   /** Starts the closing handshake; the transport is aborted if it has not ended `closeTimeout` ms later. */
@@ -154,6 +165,7 @@ export class Connection implements SessionIO {
   // SessionIO
 
   write (header: Buffer, payload: Buffer): void {
+    this.bytesOut += header.length + payload.length
     const pending = this.pending ??= []
     pending.push(header)
     this.pendingBytes += header.length
@@ -179,6 +191,7 @@ export class Connection implements SessionIO {
   }
 
   message (data: Buffer, isBinary: boolean): void {
+    this.messagesIn++
     this.listener.onMessage(data, isBinary)
   }
 

@@ -41,7 +41,8 @@ export function controlPayloadError (): FastifyWebSocketError {
 
 /** `send()` given something other than a string, Buffer, ArrayBuffer or ArrayBufferView. */
 export function sendDataError (): FastifyWebSocketError {
-  return new FastifyWebSocketError('FST_WS_INVALID_DATA', 'send() takes a string, a Buffer, an ArrayBuffer or a TypedArray/DataView')
+  return new FastifyWebSocketError('FST_WS_INVALID_DATA',
+    'send() takes a string, a Buffer, an ArrayBuffer or a TypedArray/DataView; sendJSON() a value JSON.stringify turns into a string')
 }
 
 /** A subprotocol chooser that returned a name the client did not offer (RFC 6455 §4.2.2). */

@@ -5,6 +5,7 @@ import {
 } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
+import { publishRefused } from './diagnostics.js'
 import { notWebSocketRouteError } from './errors.js'
 import { type HandshakeOffer, type HandshakeRefusal, validateExtendedConnect } from './protocol/handshake.js'
 import type { RouteMatcher } from './route.js'
@@ -58,21 +59,24 @@ export function http2WebSockets (fastify: FastifyInstance, matcher: RouteMatcher
       if (server.listenerCount('connect') > 1) return
       if (!isWebSocket) {
         fastify.log.info({ url: raw.url }, 'CONNECT refused: :protocol is not websocket')
-        refuse(response, { status: 405, headers: {}, reason: 'CONNECT is allowed only with :protocol websocket (RFC 8441)' })
+        refuse(raw, response, { status: 405, headers: {}, reason: 'CONNECT is allowed only with :protocol websocket (RFC 8441)' })
       } else {
         if (matcher.appMatches(fastify, raw)) {
           fastify.log.warn({ err: notWebSocketRouteError(raw.url ?? '/') }, 'WebSocket handshake refused: not a WebSocket route')
         } else {
           fastify.log.info({ url: raw.url }, 'WebSocket handshake refused: no WebSocket route')
         }
-        refuse(response, { status: 404, headers: {}, reason: 'Not Found' })
+        refuse(raw, response, { status: 404, headers: {}, reason: 'Not Found' })
       }
       return
     }
     // HAProxy's mapping: the extended CONNECT goes through the router as the GET of an
     // HTTP/1.1 upgrade would, so one route serves both (RFC 8441 §5 keeps :path as the request-target).
     ;(request as { method: string }).method = 'GET'
-    raw[kHandshake] = new ConnectHandshake(response.stream, sessions)
+    const handshake = new ConnectHandshake(response.stream, sessions)
+    raw[kHandshake] = handshake
+    // The stream's end finishes the response of an answered handshake too, much later.
+    response.once('finish', () => { if (!handshake.opened) publishRefused(raw, response.statusCode) })
     fastify.routing(raw, response as never)
   }
 
@@ -91,6 +95,8 @@ export function http2WebSockets (fastify: FastifyInstance, matcher: RouteMatcher
  */
 class ConnectHandshake implements PendingHandshake {
   readonly head = EMPTY
+  /** Answered with `:status 200`: the stream carries a WebSocket. */
+  opened = false
   private readonly stream: ServerHttp2Stream
   private readonly sessions: Set<Http2Session>
 
@@ -108,6 +114,7 @@ class ConnectHandshake implements PendingHandshake {
   }
 
   open (_response: unknown, protocol: string | undefined, extensions: string): Transport {
+    this.opened = true
     const headers: OutgoingHttpHeaders = { ':status': 200 }
     if (protocol !== undefined && protocol !== '') headers['sec-websocket-protocol'] = protocol
     if (extensions !== '') headers['sec-websocket-extensions'] = extensions
@@ -122,7 +129,8 @@ class ConnectHandshake implements PendingHandshake {
 }
 
 /** Answers a CONNECT that is not ours on its own stream; the HTTP/2 connection carries on. */
-function refuse (response: Http2ServerResponse, refusal: HandshakeRefusal): void {
+function refuse (request: IncomingMessage, response: Http2ServerResponse, refusal: HandshakeRefusal): void {
   response.writeHead(refusal.status, { ...refusal.headers, 'content-type': 'text/plain; charset=utf-8' })
   response.end(refusal.reason)
+  publishRefused(request, refusal.status, refusal.reason)
 }

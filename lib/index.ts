@@ -6,7 +6,7 @@ import type {
 import fp from 'fastify-plugin'
 import type { InjectedWebSocket, InjectWSOptions } from './inject.js'
 import type { WebSocketOptions } from './options.js'
-import { plugin, type WebSocketTopics } from './plugin.js'
+import { plugin, type WebSocketApp } from './plugin.js'
 import type { WebSocketHandler } from './upgrade.js'
 import type { WebSocket } from './websocket.js'
 
@@ -24,13 +24,17 @@ const fastifyRfc6455 = fp(plugin, { fastify: '5.x', name: 'fastify-rfc6455' })
 
 export default fastifyRfc6455
 export { fastifyRfc6455 }
-export { WebSocket, type SendOptions, type WebSocketData, type WebSocketEvents } from './websocket.js'
+export { WebSocket, type SendOptions, type WebSocketData, type WebSocketEvents, type WebSocketStats } from './websocket.js'
 export {
-  MessageValidationError, type InvalidMessageAction, type MessageFormat, type MessageHook, type WebSocketMessage
+  MessageValidationError, SendValidationError, type InvalidMessageAction, type MessageFormat, type MessageHook, type WebSocketMessage
 } from './messages.js'
 export type { MessagesOptions } from './iterator.js'
 export { broadcast } from './broadcast.js'
-export type { WebSocketTopics } from './plugin.js'
+export type { WebSocketApp, WebSocketTopics } from './plugin.js'
+export type { WebSocketAppStats } from './registry.js'
+export {
+  channelNames, type ConnectionCloseMessage, type ConnectionErrorMessage, type ConnectionOpenMessage, type HandshakeRefusedMessage
+} from './diagnostics.js'
 export { LocalBroker, type Broker, type BrokerContext, type BrokerMessage } from './pubsub/broker.js'
 export { MAX_TOPIC_BYTES } from './pubsub/topics.js'
 export type { FastifyRfc6455Options, OriginCheck, ProtocolChooser, WebSocketOptions } from './options.js'
@@ -52,13 +56,17 @@ type RouteMessage<SchemaCompiler extends FastifySchema, TypeProvider extends Fas
   SchemaCompiler extends { message: infer Schema } ? (TypeProvider & { schema: Schema })['validator']
     : Ws extends { messages: 'json' } ? unknown : Buffer
 
+/** What a route's `sendJSON()` takes: with `schema.send`, the type the type provider gives it; else `unknown`. */
+type RouteSend<SchemaCompiler extends FastifySchema, TypeProvider extends FastifyTypeProvider> =
+  SchemaCompiler extends { send: infer Schema } ? (TypeProvider & { schema: Schema })['validator'] : unknown
+
 declare module 'fastify' {
   interface FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider> {
     /** The open WebSockets of this app, e.g. to broadcast. */
     readonly websocketClients: ReadonlySet<WebSocket>
 
-    /** Topics of the app's sockets: `app.websocket.publish(topic, data)`. */
-    readonly websocket: WebSocketTopics
+    /** Topics and statistics of the app's sockets: `app.websocket.publish(topic, data)`, `app.websocket.stats()`. */
+    readonly websocket: WebSocketApp
 
     /**
      * Opens a WebSocket to the `ws: true` route at `path` with no network and
@@ -81,7 +89,7 @@ declare module 'fastify' {
         'method' | 'handler' | 'ws' | 'wsHandler'> & {
         method: WebSocketRouteMethod
         ws: Ws
-        handler: WebSocketHandler<RouteGeneric, RouteMessage<SchemaCompiler, TypeProvider, Ws>>
+        handler: WebSocketHandler<RouteGeneric, RouteMessage<SchemaCompiler, TypeProvider, Ws>, RouteSend<SchemaCompiler, TypeProvider>>
         wsHandler?: undefined
       }
     ): FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>
@@ -98,7 +106,7 @@ declare module 'fastify' {
         method: WebSocketRouteMethod
         ws: Ws
         handler?: FastifyRouteOptions<RawServer, RawRequest, RawReply, RouteGeneric, ContextConfig, SchemaCompiler, TypeProvider, Logger>['handler']
-        wsHandler: WebSocketHandler<RouteGeneric, RouteMessage<SchemaCompiler, TypeProvider, Ws>>
+        wsHandler: WebSocketHandler<RouteGeneric, RouteMessage<SchemaCompiler, TypeProvider, Ws>, RouteSend<SchemaCompiler, TypeProvider>>
       }
     ): FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>
   }
@@ -111,6 +119,12 @@ declare module 'fastify' {
    */
   interface FastifySchema {
     message?: unknown
+    /**
+     * A WebSocket route's `schema.send`: the schema of what its handler sends
+     * with `socket.sendJSON()`, checked before sending unless `validateSend`
+     * is false. Fastify itself ignores this key.
+     */
+    send?: unknown
   }
 
   /**
@@ -167,7 +181,7 @@ declare module 'fastify' {
         ws: Ws
         wsHandler?: undefined
       },
-      handler: WebSocketHandler<RouteGeneric, RouteMessage<SchemaCompiler, TypeProvider, Ws>>
+      handler: WebSocketHandler<RouteGeneric, RouteMessage<SchemaCompiler, TypeProvider, Ws>, RouteSend<SchemaCompiler, TypeProvider>>
     ): FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider>
   }
 }

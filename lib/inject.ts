@@ -3,13 +3,14 @@ import { EventEmitter } from 'node:events'
 import { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
-import { closeCodeError, closeReasonError, HandshakeRefusedError } from './errors.js'
+import { publishRefused } from './diagnostics.js'
+import { closeCodeError, closeReasonError, controlPayloadError, HandshakeRefusedError } from './errors.js'
 import { encodeClosePayload, isValidWireCode, MAX_CLOSE_REASON } from './protocol/close.js'
-import { CloseCode, Opcode } from './protocol/constants.js'
+import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from './protocol/constants.js'
 import { protocolError, type ProtocolError } from './protocol/errors.js'
 import { encodeFrame } from './protocol/frame.js'
 import { acceptKey, refusalResponse } from './protocol/handshake.js'
-import { MessageReader } from './protocol/message.js'
+import { type MessageHandler, MessageReader } from './protocol/message.js'
 import { FrameParser } from './protocol/parser.js'
 import { ReadyState, toProtocolError } from './protocol/session.js'
 import type { RouteMatcher } from './route.js'
@@ -36,6 +37,10 @@ export interface InjectWSOptions {
 export interface InjectedWebSocketEvents {
   /** A whole message from the server; `data` holds UTF-8 text when `isBinary` is false. */
   message: [data: Buffer, isBinary: boolean]
+  /** A ping from the server; the pong has already been sent (RFC 6455 §5.5.2). */
+  ping: [data: Buffer]
+  /** A pong from the server (§5.5.3). */
+  pong: [data: Buffer]
   /** The connection is closed: the server's close code and reason, 1005 for none, 1006 when no close frame came (RFC 6455 §7.1.5). */
   close: [code: number, reason: string]
   /** The server sent a frame a client must refuse; a close frame with `error.closeCode` was sent. */
@@ -66,7 +71,9 @@ export function createInjector (fastify: FastifyInstance, matcher: RouteMatcher)
     request.push(null)
     const client = new InjectedWebSocket(clientEnd, acceptKey(key))
     if (!matcher.matches(request)) {
-      serverEnd.end(refusalResponse(notFound(fastify, matcher, request)))
+      const refusal = notFound(fastify, matcher, request)
+      serverEnd.end(refusalResponse(refusal))
+      publishRefused(request, refusal.status, refusal.reason)
       return await client.opened
     }
     request[kHandshake] = new UpgradeHandshake(new MemoryTransport(serverEnd), Buffer.alloc(0))
@@ -78,6 +85,7 @@ export function createInjector (fastify: FastifyInstance, matcher: RouteMatcher)
     response.on('finish', () => {
       response.detachSocket(serverEnd as unknown as Socket)
       serverEnd.end()
+      publishRefused(request, response.statusCode)
     })
     fastify.routing(request, response)
     return await client.opened
@@ -110,8 +118,9 @@ const HEAD_END = Buffer.from('\r\n\r\n')
 
 /**
  * The client side of a WebSocket opened by `app.injectWS()`, over an
- * in-memory pair: the API of a client (`send`, `close`, `terminate`,
- * `readyState`, `protocol`, events `message`, `close`, `error`), and on the
+ * in-memory pair: the API of a client (`send`, `ping`, `pong`, `close`,
+ * `terminate`, `readyState`, `protocol`, events `message`, `ping`, `pong`,
+ * `close`, `error`), and on the
  * wire what a client sends: masked frames (RFC 6455 §5.3), pongs to pings,
  * the close frame echoed (§5.5.1). Messages that arrive before a `message`
  * listener is attached are queued and delivered to the first one.
@@ -139,7 +148,7 @@ export class InjectedWebSocket extends EventEmitter<InjectedWebSocketEvents> {
     super()
     this.stream = stream
     this.accept = accept
-    this.parser = new FrameParser(new MessageReader(this, Number.MAX_SAFE_INTEGER), false)
+    this.parser = new FrameParser(new MessageReader(new ClientFrames(this), Number.MAX_SAFE_INTEGER), false)
     this.opened = new Promise((resolve, reject) => {
       this.settle = (error) => error === null ? resolve(this) : reject(error)
     })
@@ -158,6 +167,16 @@ export class InjectedWebSocket extends EventEmitter<InjectedWebSocketEvents> {
     if (this.readyState !== ReadyState.OPEN) return false
     this.write(typeof data === 'string' ? Opcode.Text : Opcode.Binary, toPayload(data))
     return true
+  }
+
+  /** Sends a ping with up to 125 bytes of application data (RFC 6455 §5.5.2); false, sending nothing, unless OPEN. */
+  ping (data?: WebSocketData): boolean {
+    return this.control(Opcode.Ping, data)
+  }
+
+  /** Sends an unsolicited pong (RFC 6455 §5.5.3); false, sending nothing, unless OPEN. */
+  pong (data?: WebSocketData): boolean {
+    return this.control(Opcode.Pong, data)
   }
 
   /**
@@ -180,27 +199,17 @@ export class InjectedWebSocket extends EventEmitter<InjectedWebSocketEvents> {
     this.stream.destroy()
   }
 
-  // MessageHandler, structurally: the published .d.ts strips these @internal
-  // members, so an `implements` clause there would break consumers' type checks.
-
-  /** @internal */
-  message (data: Buffer, isBinary: boolean): void {
+  /** @internal A whole message from the server. */
+  received (data: Buffer, isBinary: boolean): void {
     if (this.queue !== null) this.queue.push([data, isBinary])
     else this.emit('message', data, isBinary)
   }
 
-  /** @internal Never called: the client offers no extension, so the parser refuses RSV1. */
-  compressedMessage (): void {
-    throw protocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 set without a negotiated extension')
-  }
-
-  /** @internal "an endpoint MUST send a Pong frame in response" (RFC 6455 §5.5.2). */
-  ping (data: Buffer): void {
+  /** @internal "an endpoint MUST send a Pong frame in response" (RFC 6455 §5.5.2), then tell the listeners. */
+  pinged (data: Buffer): void {
     if (!this.closeSent) this.write(Opcode.Pong, data)
+    this.emit('ping', data)
   }
-
-  /** @internal */
-  pong (): void {}
 
   /** @internal The server's close frame: echoed unless one was sent (§5.5.1); the server then ends the stream. */
   closeFrame (code: number, reason: string): void {
@@ -269,6 +278,14 @@ export class InjectedWebSocket extends EventEmitter<InjectedWebSocketEvents> {
     })
   }
 
+  private control (opcode: number, data: WebSocketData | undefined): boolean {
+    const payload = data === undefined ? EMPTY : toPayload(data)
+    if (payload.length > MAX_CONTROL_PAYLOAD) throw controlPayloadError()
+    if (this.readyState !== ReadyState.OPEN) return false
+    this.write(opcode, payload)
+    return true
+  }
+
   private write (opcode: number, payload: Buffer): void {
     // "The masking key is a 32-bit value chosen at random" (RFC 6455 §5.3).
     const [header, body] = encodeFrame(opcode, payload, { mask: randomBytes(4) })
@@ -309,5 +326,35 @@ export class InjectedWebSocket extends EventEmitter<InjectedWebSocketEvents> {
     // Messages still queued go first, to a listener attached in the meantime.
     this.flushQueue()
     this.emit('close', this.closeCode, this.closeReason)
+  }
+}
+
+/** What the client's parser reports, handed to the client's private handling. */
+class ClientFrames implements MessageHandler {
+  private readonly client: InjectedWebSocket
+
+  constructor (client: InjectedWebSocket) {
+    this.client = client
+  }
+
+  message (data: Buffer, isBinary: boolean): void {
+    this.client.received(data, isBinary)
+  }
+
+  /** Never called: the client offers no extension, so the parser refuses RSV1. */
+  compressedMessage (): void {
+    throw protocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 set without a negotiated extension')
+  }
+
+  ping (data: Buffer): void {
+    this.client.pinged(data)
+  }
+
+  pong (data: Buffer): void {
+    this.client.emit('pong', data)
+  }
+
+  closeFrame (code: number, reason: string): void {
+    this.client.closeFrame(code, reason)
   }
 }

@@ -63,11 +63,28 @@ export class MessageValidationError extends ProtocolError {
 }
 
 /**
+ * What `sendJSON()` throws, sending nothing, when its value fails the route's
+ * `schema.send`: code `FST_WS_INVALID_SEND`; `value` the value given;
+ * `validation` the validator's errors (Ajv's by default).
+ */
+export class SendValidationError extends FastifyWebSocketError {
+  readonly value: unknown
+  readonly validation: FastifySchemaValidationError[]
+
+  constructor (message: string, value: unknown, validation: FastifySchemaValidationError[]) {
+    super('FST_WS_INVALID_SEND', message)
+    this.name = 'SendValidationError'
+    this.value = value
+    this.validation = validation
+  }
+}
+
+/**
  * A validation function as Fastify's validator compilers return it
  * (`FastifyValidationResult`); Ajv's has a `schemaEnv` and takes the parent
  * of the value, so that it may replace a root value (coerceTypes).
  */
-type Validate = ((data: unknown, context?: { parentData: object, parentDataProperty: string }) => unknown) &
+export type Validate = ((data: unknown, context?: { parentData: object, parentDataProperty: string }) => unknown) &
   { errors?: FastifySchemaValidationError[] | null, schemaEnv?: unknown }
 
 /** What a pipeline step gives: the message to deliver, or null when it was dropped or refused. */
@@ -156,10 +173,31 @@ function refused (socket: PipelineSocket, error: MessageValidationError): null {
 
 /** A schema failure, its message naming the first error as Fastify's 400 does ("/name must be string"). */
 function schemaError (data: Buffer, errors: FastifySchemaValidationError[] | null | undefined): MessageValidationError {
-  const first = errors?.[0]
-  const text = first === undefined ? 'invalid' : `${first.instancePath === '' ? '/' : first.instancePath} ${first.message ?? first.keyword}`
   return new MessageValidationError('WS_ERR_INVALID_MESSAGE', CloseCode.InvalidPayloadData,
-    `message does not match the schema: ${text}`, data, errors ?? undefined)
+    `message does not match the schema: ${firstError(errors)}`, data, errors ?? undefined)
+}
+
+function firstError (errors: FastifySchemaValidationError[] | null | undefined): string {
+  const first = errors?.[0]
+  return first === undefined ? 'invalid' : `${first.instancePath === '' ? '/' : first.instancePath} ${first.message ?? first.keyword}`
+}
+
+/**
+ * The route's `schema.send` compiled as `schema.message` is (see
+ * createPipeline), or null when it has none or `validateSend` is false.
+ */
+export function compileSendSchema (schema: unknown, request: FastifyRequest): Validate | null {
+  return schema === undefined ? null : request.compileValidationSchema(schema as Record<string, unknown>) as Validate
+}
+
+/** Throws a SendValidationError when `value` fails `validate`, a synchronous validator. */
+export function checkSend (validate: Validate, value: unknown): void {
+  const result = validate(value)
+  let errors: FastifySchemaValidationError[] | undefined
+  if (result === false) errors = validate.errors ?? []
+  else if (isThenable(result)) throw new FastifyWebSocketError('FST_WS_INVALID_SEND', 'schema.send must be validated synchronously; its validator returned a promise')
+  else if (isObject(result) && result.error !== undefined && result.error !== null) errors = toErrors(result.error)
+  if (errors !== undefined) throw new SendValidationError(`sent value does not match schema.send: ${firstError(errors)}`, value, errors)
 }
 
 function toErrors (error: unknown): FastifySchemaValidationError[] {

@@ -99,6 +99,13 @@ export interface WebSocketOptions {
    * the listeners (see MessageHook); the plugin's run before the route's.
    */
   onMessage?: MessageHook | MessageHook[]
+  /**
+   * Whether `sendJSON()` checks its value against the route's `schema.send`
+   * (compiled by the route's validator compiler) before sending it; a value
+   * that fails throws FST_WS_INVALID_SEND and nothing is sent. A development
+   * aid: set false in production to skip the check. Default true.
+   */
+  validateSend?: boolean
 }
 
 /** Options of `app.register(fastifyRfc6455, options)`: those of WebSocketOptions but `messages`, which the route's types must see. */
@@ -122,6 +129,8 @@ export interface ResolvedOptions extends ConnectionLimits, PipelineOptions {
   origin: WebSocketOptions['origin']
   /** null when permessage-deflate is off. */
   perMessageDeflate: PerMessageDeflateOptions | null
+  /** The route's `schema.send` when `validateSend` is on; undefined otherwise. */
+  sendSchema: unknown
 }
 
 export const DEFAULTS = {
@@ -134,10 +143,12 @@ export const DEFAULTS = {
 
 /**
  * Merges route options over plugin options over defaults; `bodyLimit` is the
- * app's, `messageSchema` the route's `schema.message`. Hooks add up: the
+ * app's, `schema` the route's (its `message` and `send`). Hooks add up: the
  * plugin's, then the route's.
  */
-export function resolveOptions (plugin: WebSocketOptions, route: WebSocketOptions | undefined, bodyLimit: number, messageSchema?: unknown): ResolvedOptions {
+export function resolveOptions (
+  plugin: WebSocketOptions, route: WebSocketOptions | undefined, bodyLimit: number, schema?: { message?: unknown, send?: unknown }
+): ResolvedOptions {
   const merged = { ...plugin, ...route }
   return {
     maxPayload: merged.maxPayload ?? bodyLimit,
@@ -151,7 +162,8 @@ export function resolveOptions (plugin: WebSocketOptions, route: WebSocketOption
     messages: merged.messages ?? 'buffer',
     invalidMessages: merged.invalidMessages ?? 'close',
     onMessage: [...hookList(plugin.onMessage), ...hookList(route?.onMessage)],
-    messageSchema
+    messageSchema: schema?.message,
+    sendSchema: merged.validateSend === false ? undefined : schema?.send
   }
 }
 
@@ -252,7 +264,8 @@ const SHARED_RULES: Record<Exclude<keyof WebSocketOptions, 'messages'>, Rule> = 
   onMessage: {
     allowed: 'a function (message, socket, request) or an array of them',
     test: (value, path, url) => typeof value === 'function' || everyElement(FUNCTION, value, path, url)
-  }
+  },
+  validateSend: BOOLEAN
 }
 
 const WEBSOCKET_RULES: Record<keyof WebSocketOptions, Rule> = {

@@ -8,6 +8,7 @@ import { createInjector } from './inject.js'
 import type { SendOptions, WebSocket, WebSocketData } from './websocket.js'
 import { LocalBroker } from './pubsub/broker.js'
 import { TopicTable } from './pubsub/topics.js'
+import { SocketRegistry, type WebSocketAppStats } from './registry.js'
 
 /** Fastify's default bodyLimit, for apps that report none. */
 const DEFAULT_BODY_LIMIT = 1024 * 1024
@@ -22,21 +23,23 @@ const DEFAULT_BODY_LIMIT = 1024 * 1024
  */
 export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455Options): Promise<void> {
   validatePluginOptions(options)
-  const registry = new Set<WebSocket>()
   const broker = options.broker ?? new LocalBroker()
   const topics = new TopicTable(broker)
+  const registry = new SocketRegistry(topics)
+  const sockets = registry.sockets
   await broker.start({ deliver: (message) => topics.deliver(message), log: fastify.log })
   const config = fastify.initialConfig as { bodyLimit?: number, routerOptions?: object }
   const matcher = new RouteMatcher(config.routerOptions)
-  fastify.decorate('websocketClients', { getter: () => registry as ReadonlySet<WebSocket> })
-  const websocket: WebSocketTopics = {
+  fastify.decorate('websocketClients', { getter: () => sockets as ReadonlySet<WebSocket> })
+  const websocket: WebSocketApp = {
     publish: (topic, data, sendOptions) => topics.publish(topic, data, sendOptions, undefined),
-    subscriberCount: (topic) => topics.subscriberCount(topic)
+    subscriberCount: (topic) => topics.subscriberCount(topic),
+    stats: () => registry.stats()
   }
   fastify.decorate('websocket', websocket)
   fastify.decorate('injectWS', createInjector(fastify, matcher))
   acceptWsHandlerOnlyRoutes(fastify)
-  fastify.addHook('onRoute', createRouteHook(options, config.bodyLimit ?? DEFAULT_BODY_LIMIT, matcher, registry, topics))
+  fastify.addHook('onRoute', createRouteHook(options, config.bodyLimit ?? DEFAULT_BODY_LIMIT, matcher, registry))
 
   const onUpgrade = createUpgradeListener(fastify, matcher)
   fastify.server.on('upgrade', onUpgrade)
@@ -44,7 +47,7 @@ export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455O
 
   const interval = options.heartbeatInterval ?? DEFAULTS.heartbeatInterval
   const heartbeat = interval > 0
-    ? setInterval(() => { for (const socket of registry) socket.heartbeat() }, interval).unref()
+    ? setInterval(() => { for (const socket of sockets) socket.heartbeat() }, interval).unref()
     : undefined
 
   fastify.addHook('preClose', async () => {
@@ -53,7 +56,7 @@ export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455O
     // GOAWAY lets the closing handshakes below finish on their streams.
     http2?.close()
     const closed: Array<Promise<void>> = []
-    for (const socket of registry) {
+    for (const socket of sockets) {
       // Not the socket's 'close' event: its listeners may throw or be removed.
       closed.push(socket.whenClosed())
       socket.close(CloseCode.GoingAway, 'server shutting down')
@@ -77,4 +80,14 @@ export interface WebSocketTopics {
   publish (topic: string, data: WebSocketData, options?: SendOptions): number
   /** How many sockets of this instance are subscribed to `topic`. */
   subscriberCount (topic: string): number
+}
+
+/** `app.websocket`: the topics of the app's sockets, and their gauges and counters. */
+export interface WebSocketApp extends WebSocketTopics {
+  /**
+   * Open sockets (in all and per route) and the messages and bytes each way
+   * over every connection since the plugin was registered, on this
+   * instance: what a metrics endpoint reads. Walks the open sockets once.
+   */
+  stats (): WebSocketAppStats
 }

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteGenericInterface } from 'fastify'
 import { Connection } from './connection.js'
+import { noteRefusal, publishOpen, publishRefused } from './diagnostics.js'
 import { notWebSocketRouteError, protocolChoiceError } from './errors.js'
 import type { ResolvedOptions } from './options.js'
 import { negotiateDeflate, PerMessageDeflate } from './protocol/permessage-deflate.js'
@@ -10,10 +11,10 @@ import {
   type HandshakeAccept, type HandshakeOffer, type HandshakeRefusal, isRefusal, refusalResponse, switchingProtocols,
   validateHandshake
 } from './protocol/handshake.js'
-import type { TopicTable } from './pubsub/topics.js'
+import type { SocketRegistry } from './registry.js'
 import type { RouteMatcher } from './route.js'
 import { TcpTransport, type MemoryTransport, type Transport } from './transport.js'
-import { createPipeline } from './messages.js'
+import { compileSendSchema, createPipeline } from './messages.js'
 import { WebSocket } from './websocket.js'
 
 /**
@@ -82,10 +83,11 @@ export class UpgradeHandshake implements PendingHandshake {
  * rejection, like a throw, closes the connection with 1011 and is logged
  * through `request.log`: `(socket) => socket.send('hi')` and async handlers
  * both fit. `Message`: what the socket's messages carry, a Buffer unless
- * the route parses JSON (`messages: 'json'`, typed from `schema.message`).
+ * the route parses JSON (`messages: 'json'`, typed from `schema.message`);
+ * `Send`: what `sendJSON()` takes, typed from `schema.send`.
  */
-export type WebSocketHandler<RouteGeneric extends RouteGenericInterface = RouteGenericInterface, Message = Buffer> =
-  (this: FastifyInstance, socket: WebSocket<Message>, request: FastifyRequest<RouteGeneric>) => unknown
+export type WebSocketHandler<RouteGeneric extends RouteGenericInterface = RouteGenericInterface, Message = Buffer, Send = unknown> =
+  (this: FastifyInstance, socket: WebSocket<Message, Send>, request: FastifyRequest<RouteGeneric>) => unknown
 
 /**
  * The server's `upgrade` listener. An upgrade whose path matches a `ws: true`
@@ -103,25 +105,32 @@ export function createUpgradeListener (fastify: FastifyInstance, matcher: RouteM
     socket.on('error', ignore)
     if (!matcher.matches(request)) {
       if (server.listenerCount('upgrade') > 1) return
-      refuse(socket, notFound(fastify, matcher, request))
+      refuse(request, socket, notFound(fastify, matcher, request))
       return
     }
     if (request.method !== 'GET') {
       fastify.log.info({ method: request.method, url: request.url }, 'WebSocket handshake refused: method is not GET')
-      refuse(socket, { status: 405, headers: { allow: 'GET' }, reason: 'WebSocket handshake must use GET' })
+      refuse(request, socket, { status: 405, headers: { allow: 'GET' }, reason: 'WebSocket handshake must use GET' })
       return
     }
     request[kHandshake] = new UpgradeHandshake(new TcpTransport(socket), head)
     const response = new ServerResponse(request)
     response.shouldKeepAlive = false
     response.assignSocket(socket)
-    response.on('finish', () => {
-      // A hook or a refusal answered over HTTP: that is the last thing on this connection.
-      response.detachSocket(socket)
-      endSoon(socket)
-    })
+    response.on('finish', answeredOverHttp)
     fastify.routing(request, response)
   }
+}
+
+/**
+ * 'finish' of an upgrade's ServerResponse: a hook or a refusal answered over
+ * HTTP, the last thing on this connection. One function for all, no closure per handshake.
+ */
+function answeredOverHttp (this: ServerResponse): void {
+  const socket = ((this.req as HandshakeRequest)[kHandshake] as UpgradeHandshake).socket
+  this.detachSocket(socket)
+  endSoon(socket)
+  publishRefused(this.req, this.statusCode)
 }
 
 /**
@@ -147,8 +156,7 @@ export function webSocketRouteHandler (
   wsHandler: WebSocketHandler,
   httpHandler: ((this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) => unknown) | undefined,
   options: ResolvedOptions,
-  registry: Set<WebSocket>,
-  topics: TopicTable
+  registry: SocketRegistry
 ) {
   return function handler (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): unknown {
     const upgrade = (request.raw as HandshakeRequest)[kHandshake]
@@ -162,7 +170,7 @@ export function webSocketRouteHandler (
       }
       return upgradeRequired(reply)
     }
-    return accept(this, request, reply, upgrade, wsHandler, options, registry, topics) ?? reply
+    return accept(this, request, reply, upgrade, wsHandler, options, registry) ?? reply
   }
 }
 
@@ -198,8 +206,7 @@ function accept (
   upgrade: PendingHandshake,
   wsHandler: WebSocketHandler,
   options: ResolvedOptions,
-  registry: Set<WebSocket>,
-  topics: TopicTable
+  registry: SocketRegistry
 ): Promise<void> | undefined {
   const handshake = upgrade.validate(request.raw)
   if (isRefusal(handshake)) {
@@ -208,6 +215,7 @@ function accept (
   }
   // Before the answer: a schema.message the validator compiler refuses fails the handshake (500).
   const pipeline = createPipeline(options, request)
+  const sendValidator = compileSendSchema(options.sendSchema, request)
   const start = (protocol: string | undefined): undefined => {
     if (protocol !== undefined && !handshake.protocols.includes(protocol)) throw protocolChoiceError(protocol)
     if (!upgrade.answerable) {
@@ -223,9 +231,10 @@ function accept (
     const extensions = negotiated?.response ?? ''
     reply.hijack()
     const transport = upgrade.open(reply.raw, protocol, extensions)
-    const ws = new WebSocket(protocol ?? '', extensions, request.log, registry, topics)
-    ws.usePipeline(pipeline)
+    const ws = new WebSocket(protocol ?? '', extensions, request, registry)
+    ws.usePipeline(pipeline, sendValidator)
     ws.attach(new Connection(transport, ws, options, deflate))
+    publishOpen(ws, request)
     try {
       const result = wsHandler.call(instance, ws, request)
       if (isThenable(result)) result.then(undefined, (error: unknown) => ws.fail(error))
@@ -299,6 +308,9 @@ function chooseProtocol (choice: ResolvedOptions['protocols'], offered: string[]
 
 function refuseWithReply (request: FastifyRequest, reply: FastifyReply, refusal: HandshakeRefusal): FastifyReply {
   request.log.info({ statusCode: refusal.status }, `WebSocket handshake refused: ${refusal.reason}`)
+  // A handshake Node took for plain HTTP (no `Connection: Upgrade`) has no listener waiting for its answer.
+  if ((request.raw as HandshakeRequest)[kHandshake] === undefined) publishRefused(request.raw, refusal.status, refusal.reason)
+  else noteRefusal(request.raw, refusal.reason)
   // Over HTTP/2 the stream ends with the answer; the connection carries on.
   if (isHttp2(request.raw)) {
     return reply.code(refusal.status).headers(refusal.headers).type('text/plain; charset=utf-8').send(refusal.reason)
@@ -311,9 +323,10 @@ function refuseWithReply (request: FastifyRequest, reply: FastifyReply, refusal:
 }
 
 /** Writes a refusal straight to a socket that left the HTTP server, then ends it. */
-function refuse (socket: Socket, refusal: HandshakeRefusal): void {
+function refuse (request: IncomingMessage, socket: Socket, refusal: HandshakeRefusal): void {
   socket.write(refusalResponse(refusal))
   endSoon(socket)
+  publishRefused(request, refusal.status, refusal.reason)
 }
 
 /**

@@ -1,14 +1,17 @@
 import { EventEmitter } from 'node:events'
-import type { FastifyBaseLogger } from 'fastify'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { type Connection, PauseReason } from './connection.js'
+import { publishClose, publishError } from './diagnostics.js'
 import { closeCodeError, closeReasonError, controlPayloadError, sendDataError } from './errors.js'
 import { MessageIterator, type MessagesOptions } from './iterator.js'
-import { iteratorActiveError, type MessagePipeline, type MessageValidationError, type Outcome, type WebSocketMessage } from './messages.js'
+import {
+  checkSend, iteratorActiveError, type MessagePipeline, type MessageValidationError, type Outcome, type Validate, type WebSocketMessage
+} from './messages.js'
 import { MAX_CLOSE_REASON, isValidWireCode } from './protocol/close.js'
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from './protocol/constants.js'
 import { ProtocolError } from './protocol/errors.js'
 import { ReadyState } from './protocol/session.js'
-import type { TopicTable } from './pubsub/topics.js'
+import type { SocketRegistry } from './registry.js'
 
 /**
  * Events of a WebSocket, with their arguments. `Message`: what `message`
@@ -39,6 +42,23 @@ export interface WebSocketEvents<Message = Buffer> {
   error: [error: ProtocolError]
 }
 
+/**
+ * `socket.stats`: what went through one connection so far. Messages are
+ * whole messages (a fragmented one counts once; a publish counts once per
+ * socket); bytes are frames with their headers as on the wire (compressed
+ * when permessage-deflate compressed them), close and control frames included.
+ */
+export interface WebSocketStats {
+  /** Messages received from the peer. */
+  messagesIn: number
+  /** Messages queued for the peer by `send()`, `publish()` and `broadcast()`. */
+  messagesOut: number
+  /** Bytes read from the transport. */
+  bytesIn: number
+  /** Bytes queued for the transport. */
+  bytesOut: number
+}
+
 /** What `send()` takes: a string goes as a text message, bytes as a binary one. */
 export type WebSocketData = string | Buffer | ArrayBuffer | ArrayBufferView
 
@@ -56,8 +76,10 @@ export interface SendOptions {
  * The server side of one WebSocket connection, given to a `ws: true` route's
  * handler. Messages that arrive before a `message` listener is attached (after
  * an `await` in the handler, say) are queued and reading pauses until one is.
+ * `Message`: what `message` carries (from the route's `schema.message`);
+ * `Send`: what `sendJSON()` takes (from its `schema.send`).
  */
-export class WebSocket<Message = Buffer> extends EventEmitter<WebSocketEvents<Message>> implements AsyncIterable<WebSocketMessage<Message>> {
+export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<WebSocketEvents<Message>> implements AsyncIterable<WebSocketMessage<Message>> {
   static readonly CONNECTING = ReadyState.CONNECTING
   static readonly OPEN = ReadyState.OPEN
   static readonly CLOSING = ReadyState.CLOSING
@@ -67,9 +89,14 @@ export class WebSocket<Message = Buffer> extends EventEmitter<WebSocketEvents<Me
   readonly protocol: string
   /** The extensions in effect, as sent in Sec-WebSocket-Extensions; '' when none. */
   readonly extensions: string
+  /** The URL pattern of the route that took the handshake, such as `/chat/:room`. */
+  readonly route: string
+  /** @internal The handshake request's `request.id`. */
+  readonly requestId: string
+  /** @internal When the 101 was written, in ms since the epoch. */
+  readonly openedAt = Date.now()
   private readonly log: FastifyBaseLogger
-  private readonly registry: Set<WebSocket>
-  private readonly topicTable: TopicTable
+  private readonly registry: SocketRegistry
   /** The topics this socket is subscribed to; null when none (an idle socket holds no Set). */
   private subscriptions: Set<string> | null = null
   private connection!: Connection
@@ -81,6 +108,8 @@ export class WebSocket<Message = Buffer> extends EventEmitter<WebSocketEvents<Me
   private needDrain = false
   /** Parse, validate, hooks (lib/messages.ts); null when the route has none of them. */
   private pipeline: MessagePipeline | null = null
+  /** The route's `schema.send`, compiled; null when none or `validateSend` is false. */
+  private sendValidator: Validate | null = null
   /** An async step of the pipeline is running: later messages wait behind it. */
   private busy = false
   /** A refused message failed the connection: what follows it is not delivered. */
@@ -89,17 +118,18 @@ export class WebSocket<Message = Buffer> extends EventEmitter<WebSocketEvents<Me
   private iterator: MessageIterator<Message> | null = null
 
   /**
-   * @internal Created by the plugin once the 101 is written; `registry` holds
-   * the open sockets, `topicTable` the app's topics.
+   * @internal Created by the plugin once the 101 is written, for the
+   * handshake `request` (not kept); `registry` holds the app's open sockets and topics.
    */
-  constructor (protocol: string, extensions: string, log: FastifyBaseLogger, registry: Set<WebSocket>, topicTable: TopicTable) {
+  constructor (protocol: string, extensions: string, request: FastifyRequest, registry: SocketRegistry) {
     // A listener's rejected promise goes to [EventEmitter.captureRejectionSymbol], not to the process.
     super({ captureRejections: true })
     this.protocol = protocol
     this.extensions = extensions
-    this.log = log
+    this.route = request.routeOptions.url ?? ''
+    this.requestId = request.id
+    this.log = request.log
     this.registry = registry
-    this.topicTable = topicTable
     // 'newListener' is EventEmitter's own event, outside WebSocketEvents.
     const emitter: EventEmitter = this
     emitter.on('newListener', onNewListener)
@@ -116,9 +146,10 @@ export class WebSocket<Message = Buffer> extends EventEmitter<WebSocketEvents<Me
     return this as unknown as WebSocket
   }
 
-  /** @internal Sets the route's message pipeline, before any message. */
-  usePipeline (pipeline: MessagePipeline | null): void {
+  /** @internal Sets the route's message pipeline and `schema.send` validator, before any message. */
+  usePipeline (pipeline: MessagePipeline | null, sendValidator: Validate | null): void {
     this.pipeline = pipeline
+    this.sendValidator = sendValidator
   }
 
   /** @internal Feeds bytes that arrived with the handshake. */
@@ -129,6 +160,17 @@ export class WebSocket<Message = Buffer> extends EventEmitter<WebSocketEvents<Me
   /** 0 CONNECTING, 1 OPEN, 2 CLOSING, 3 CLOSED, as in the WHATWG WebSocket. */
   get readyState (): ReadyState {
     return this.connection.session.readyState
+  }
+
+  /** Messages and bytes each way so far, a snapshot. */
+  get stats (): WebSocketStats {
+    const connection = this.connection
+    return {
+      messagesIn: connection.messagesIn,
+      messagesOut: connection.messagesOut,
+      bytesIn: connection.bytesIn,
+      bytesOut: connection.bytesOut
+    }
   }
 
   /** Bytes queued by `send()`, `ping()` and the protocol that the kernel has not taken yet. */
@@ -146,6 +188,20 @@ export class WebSocket<Message = Buffer> extends EventEmitter<WebSocketEvents<Me
   send (data: WebSocketData, options?: SendOptions): boolean {
     const opcode = typeof data === 'string' ? Opcode.Text : Opcode.Binary
     return this.deliver(opcode, toPayload(data), options?.compress, undefined) && this.writable()
+  }
+
+  /**
+   * Sends `value` as a text message of JSON (`JSON.stringify`). On a route
+   * with `schema.send` (and `validateSend` not false) the value is checked
+   * first: one that fails throws a SendValidationError (FST_WS_INVALID_SEND)
+   * and nothing is sent. Throws FST_WS_INVALID_DATA when `value` has no JSON
+   * form (undefined, a function). Returns as `send()` does.
+   */
+  sendJSON (value: Send, options?: SendOptions): boolean {
+    if (this.sendValidator !== null) checkSend(this.sendValidator, value)
+    const text: string | undefined = JSON.stringify(value)
+    if (text === undefined) throw sendDataError()
+    return this.send(text, options)
   }
 
   /**
@@ -178,7 +234,7 @@ export class WebSocket<Message = Buffer> extends EventEmitter<WebSocketEvents<Me
    */
   subscribe (topic: string): boolean {
     if (this.connection.session.readyState !== ReadyState.OPEN) return false
-    if (!this.topicTable.subscribe(this.held, topic)) return false
+    if (!this.registry.topics.subscribe(this.held, topic)) return false
     ;(this.subscriptions ??= new Set()).add(topic)
     return true
   }
@@ -187,7 +243,7 @@ export class WebSocket<Message = Buffer> extends EventEmitter<WebSocketEvents<Me
   unsubscribe (topic: string): boolean {
     if (this.subscriptions === null || !this.subscriptions.delete(topic)) return false
     if (this.subscriptions.size === 0) this.subscriptions = null
-    return this.topicTable.unsubscribe(this.held, topic)
+    return this.registry.topics.unsubscribe(this.held, topic)
   }
 
   /** Whether this socket is subscribed to `topic`. */
@@ -203,7 +259,7 @@ export class WebSocket<Message = Buffer> extends EventEmitter<WebSocketEvents<Me
    * FST_WS_INVALID_TOPIC as `subscribe()` does.
    */
   publish (topic: string, data: WebSocketData, options?: SendOptions): number {
-    return this.topicTable.publish(topic, data, options, this.held)
+    return this.registry.topics.publish(topic, data, options, this.held)
   }
 
   /** Sends a ping with up to 125 bytes of application data (RFC 6455 §5.5.2). */
@@ -298,6 +354,7 @@ export class WebSocket<Message = Buffer> extends EventEmitter<WebSocketEvents<Me
     } else {
       this.log.info({ code: error.code, closeCode: error.closeCode }, `WebSocket failed: ${error.message}`)
     }
+    publishError(this.held, error)
     if (this.listenerCount('error') > 0) this.guard(() => this.emit('error', error))
   }
 
@@ -312,6 +369,7 @@ export class WebSocket<Message = Buffer> extends EventEmitter<WebSocketEvents<Me
   onClose (code: number, reason: string): void {
     this.registry.delete(this.held)
     this.leaveTopics()
+    publishClose(this.held, code, reason, this.connection.session.initiator)
     this.guard(() => this.emit('close', code, reason))
     if (this.iterator !== null) this.flushQueue()
   }
@@ -434,7 +492,7 @@ export class WebSocket<Message = Buffer> extends EventEmitter<WebSocketEvents<Me
     const subscriptions = this.subscriptions
     if (subscriptions === null) return
     this.subscriptions = null
-    for (const topic of subscriptions) this.topicTable.unsubscribe(this.held, topic)
+    for (const topic of subscriptions) this.registry.topics.unsubscribe(this.held, topic)
   }
 
   private control (opcode: number, data: WebSocketData | undefined): boolean {

@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer'
 import { CloseCode, Opcode } from './constants.js'
 import { encodeClosePayload, MAX_CLOSE_REASON } from './close.js'
 import { invalidUtf8, ProtocolError } from './errors.js'
-import { encodeHeader } from './frame.js'
+import { type EncodeOptions, encodeHeader } from './frame.js'
 import { type MessageHandler, MessageReader } from './message.js'
 import { FrameParser } from './parser.js'
 import type { PerMessageDeflate } from './permessage-deflate.js'
@@ -34,6 +34,9 @@ export interface SessionIO {
   /** The connection failed with `error`; a close frame carrying `error.closeCode` is queued. */
   failed (error: ProtocolError): void
 }
+
+/** The header options of a compressed message's frame, allocated once. */
+const RSV1: EncodeOptions = { rsv1: true }
 
 /** A data or close frame waiting behind a compression, to keep the send order. */
 interface Outgoing {
@@ -76,6 +79,8 @@ export class Session implements MessageHandler {
   closeCode: number = CloseCode.AbnormalClosure
   /** The peer's close reason, '' when none. */
   closeReason = ''
+  /** Who sent the first close frame, or failed the connection; null while neither has (RFC 6455 §7.1.2-§7.1.3). */
+  initiator: 'server' | 'client' | null = null
   readonly parser: FrameParser
   readonly reader: MessageReader
   readonly deflate: PerMessageDeflate | null
@@ -141,6 +146,7 @@ export class Session implements MessageHandler {
   close (code: number, reason: string | Uint8Array = ''): void {
     if (this.closeSent) return
     this.closeSent = true
+    this.initiator ??= 'server'
     this.readyState = ReadyState.CLOSING
     this.enqueue({ opcode: Opcode.Close, payload: encodeClosePayload(code, reason), compress: false })
   }
@@ -154,6 +160,7 @@ export class Session implements MessageHandler {
   fail (cause: unknown): boolean {
     if (this.inputDone && this.closeWritten) return false
     const error = toProtocolError(cause)
+    this.initiator ??= 'server'
     this.inputDone = true
     this.outgoing = null
     this.queuedBytes = 0
@@ -227,6 +234,7 @@ export class Session implements MessageHandler {
     this.inputDone = true
     // "discards any further data received" (§1.4), including the rest of this chunk.
     this.parser.pause()
+    this.initiator ??= 'client'
     this.closeCode = code
     this.closeReason = reason
     if (!this.closeSent) this.close(code)
@@ -269,7 +277,7 @@ export class Session implements MessageHandler {
   }
 
   private writeFrame (opcode: number, payload: Buffer, rsv1: boolean, header?: Buffer): void {
-    this.io.write(header ?? encodeHeader(opcode, payload.length, { rsv1 }), payload)
+    this.io.write(header ?? encodeHeader(opcode, payload.length, rsv1 ? RSV1 : undefined), payload)
     if (opcode !== Opcode.Close) return
     this.closeWritten = true
     if (this.inputDone) this.io.end()

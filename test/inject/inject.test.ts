@@ -249,3 +249,47 @@ test('on an HTTP/2 app too: the handshake is routed as an HTTP/1.1 upgrade, hook
   client.send('over h2 app')
   t.equal((await nextMessage(client))[0].toString(), 'over h2 app')
 })
+
+test('ping and pong both ways: the injected client answers the server\'s pings and sends its own', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyRfc6455)
+  const serverPings: string[] = []
+  const serverPongs: string[] = []
+  app.get('/ping', { ws: true }, (socket) => {
+    socket.on('ping', (data) => serverPings.push(data.toString()))
+    socket.on('pong', (data) => serverPongs.push(data.toString()))
+    socket.on('message', () => socket.ping('from server'))
+  })
+  t.teardown(() => app.close())
+  const client = await app.injectWS('/ping')
+  const pinged = withTimeout(once(client, 'ping'), 'the server\'s ping') as Promise<[Buffer]>
+  client.send('ping me')
+  t.equal((await pinged)[0].toString(), 'from server', 'the client emits the server\'s ping')
+  const ponged = withTimeout(once(client, 'pong'), 'the pong to the client\'s ping') as Promise<[Buffer]>
+  t.equal(client.ping('from client'), true)
+  t.equal((await ponged)[0].toString(), 'from client', 'the server answered with the same data (RFC 6455 §5.5.2)')
+  t.same(serverPings, ['from client'])
+  t.same(serverPongs, ['from server'], 'the client answered the server\'s ping')
+  t.throws(() => client.ping(Buffer.alloc(126)), { code: 'FST_WS_CONTROL_PAYLOAD_TOO_LONG' })
+  client.pong('unsolicited')
+  client.close(1000)
+  await closeEvent(client)
+  t.same(serverPongs, ['from server', 'unsolicited'], 'an unsolicited pong reaches the server before the close')
+  t.equal(client.ping(), false, 'nothing is sent once closed')
+})
+
+test('heartbeatInterval: an injected client that answers pings stays open', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyRfc6455, { heartbeatInterval: 20 })
+  app.get('/beat', { ws: true }, () => {})
+  t.teardown(() => app.close())
+  const client = await app.injectWS('/beat')
+  let pings = 0
+  client.on('ping', () => { pings++ })
+  await new Promise<void>((resolve) => {
+    const check = (): void => { if (pings >= 3) resolve(); else setTimeout(check, 10) }
+    check()
+  })
+  t.equal(client.readyState, WebSocket.OPEN, 'three heartbeats later the connection is open: each pong came back')
+  t.equal(app.websocketClients.size, 1)
+})

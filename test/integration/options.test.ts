@@ -110,6 +110,7 @@ const PLUGIN_CASES: Array<[string, Record<string, unknown>, Expected]> = [
   ['origin a single string other than *', { origin: 'https://example.com' }, {
     code: 'FST_WS_INVALID_OPTION', path: 'origin', value: "'https://example.com'", allowed: "an array of origins, a function (origin, request) => boolean, or '*' or true for every origin"
   }],
+  ['validateSend a string', { validateSend: 'no' }, { code: 'FST_WS_INVALID_OPTION', path: 'validateSend', value: "'no'", allowed: 'true or false' }],
   ['origin false', { origin: false }, { code: 'FST_WS_INVALID_OPTION', path: 'origin', value: 'false', allowed: "'*' or true for every origin" }],
   ['origin with a path (a trailing slash)', { origin: ['https://example.com/'] }, { code: 'FST_WS_INVALID_OPTION', path: 'origin[0]', value: "'https://example.com/'", allowed: ORIGIN }],
   ['origin without a scheme', { origin: ['example.com'] }, { code: 'FST_WS_INVALID_OPTION', path: 'origin[0]', value: "'example.com'", allowed: ORIGIN }],
@@ -167,7 +168,7 @@ const ROUTE_CASES: Array<[string, unknown, object, Expected]> = [
   }],
   ['ws.closeTimeout past what setTimeout takes', { closeTimeout: 2 ** 31 }, {}, { code: 'FST_WS_INVALID_OPTION', path: 'ws.closeTimeout', value: '2147483648', allowed: INTEGER_MS }],
   ['ws.heartbeatInterval (plugin only)', { heartbeatInterval: 1000 }, {}, {
-    code: 'FST_WS_UNKNOWN_OPTION', path: 'ws.heartbeatInterval', value: '1000', allowed: 'onMessage, messages (heartbeatInterval and broker are plugin options only)'
+    code: 'FST_WS_UNKNOWN_OPTION', path: 'ws.heartbeatInterval', value: '1000', allowed: 'onMessage, validateSend, messages (heartbeatInterval and broker are plugin options only)'
   }],
   ['ws.broker (plugin only)', { broker: new LocalBroker() }, {}, {
     code: 'FST_WS_UNKNOWN_OPTION', path: 'ws.broker', value: 'LocalBroker {}', allowed: '(heartbeatInterval and broker are plugin options only)'

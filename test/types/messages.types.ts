@@ -2,7 +2,8 @@
  * Type test, checked by `npm run typecheck` (tsc over test/), never run:
  * the message a listener or the async iterator gets is typed from the
  * route's `schema.message` through the app's type provider (TypeBox here),
- * `unknown` for JSON without a schema, and a Buffer otherwise.
+ * `unknown` for JSON without a schema, and a Buffer otherwise; what
+ * `sendJSON()` takes is typed from `schema.send`.
  */
 import { type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify from 'fastify'
@@ -98,4 +99,32 @@ export async function messageTypeChecks (): Promise<void> {
   app.get('/bad-hook', { ws: { onMessage: () => 'drop' } }, (socket) => socket.close())
   // @ts-expect-error messages is 'buffer' or 'json'
   app.get('/bad-format', { ws: { messages: 'xml' } }, (socket) => socket.close())
+
+  // schema.send types what sendJSON() takes; without it, any value.
+  const Reply = Type.Object({ kind: Type.Literal('reply'), n: Type.Integer() })
+  app.get('/replies', { ws: { messages: 'json', validateSend: true }, schema: { message: Chat, send: Reply } }, (socket) => {
+    expectEqual<Equal<typeof socket, WebSocket<ChatMessage, { kind: 'reply', n: number }>>>()
+    expectEqual<Equal<Parameters<typeof socket.sendJSON>[0], { kind: 'reply', n: number }>>()
+    socket.sendJSON({ kind: 'reply', n: 1 })
+    // @ts-expect-error n must be a number
+    socket.sendJSON({ kind: 'reply', n: '1' })
+    // @ts-expect-error kind must be 'reply'
+    socket.sendJSON({ kind: 'other', n: 1 })
+  })
+  app.route({
+    method: 'GET',
+    url: '/replies-route',
+    ws: true,
+    schema: { send: Reply },
+    handler: (socket) => {
+      // @ts-expect-error the schema has no such shape
+      socket.sendJSON('text')
+    }
+  })
+  app.get('/any-send', { ws: true }, (socket) => {
+    expectEqual<Equal<Parameters<typeof socket.sendJSON>[0], unknown>>()
+    socket.sendJSON({ anything: [1, 2] })
+  })
+  // @ts-expect-error validateSend is a boolean
+  app.get('/bad-validate-send', { ws: { validateSend: 'no' } }, (socket) => socket.close())
 }

@@ -10,8 +10,10 @@ import fastifyRfc6455Default, {
   broadcast, type Broker, type BrokerContext, type BrokerMessage, CloseCode, fastifyRfc6455, type FastifyRfc6455Options,
   FastifyWebSocketError, HandshakeRefusedError, type InjectedWebSocket, LocalBroker, MAX_TOPIC_BYTES, Opcode, type OriginCheck, type ProtocolChooser, ProtocolError,
   type SendOptions, WebSocket, type WebSocketData, type WebSocketEvents, type WebSocketHandler, type WebSocketOptions,
-  type WebSocketTopics
+  type WebSocketTopics, type WebSocketApp, type WebSocketAppStats, type WebSocketStats, channelNames,
+  type ConnectionOpenMessage, type ConnectionCloseMessage, type ConnectionErrorMessage, type HandshakeRefusedMessage
 } from '../../../lib/index.js'
+import diagnostics from 'node:diagnostics_channel'
 
 /** True when A and B are the same type (not merely assignable either way). */
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
@@ -71,6 +73,8 @@ function useSocket (socket: WebSocket): void {
   socket.close(4000)
   socket.terminate()
   expectType<number>(socket.bufferedAmount)
+  expectType<WebSocketStats>(socket.stats)
+  expectType<string>(socket.route)
   expectType<string>(socket.protocol)
   expectType<string>(socket.extensions)
   expectEqual<Equal<[typeof WebSocket.CONNECTING, typeof WebSocket.OPEN, typeof WebSocket.CLOSING, typeof WebSocket.CLOSED], [0, 1, 2, 3]>>()
@@ -143,7 +147,33 @@ export async function apiChecks (): Promise<void> {
 
   // The decorators.
   expectEqual<Equal<typeof app.websocketClients, ReadonlySet<WebSocket>>>()
-  expectEqual<Equal<typeof app.websocket, WebSocketTopics>>()
+  expectEqual<Equal<typeof app.websocket, WebSocketApp>>()
+  expectType<WebSocketTopics>(app.websocket)
+  const appStats: WebSocketAppStats = app.websocket.stats()
+  expectType<number>(appStats.open + appStats.messagesIn + appStats.messagesOut + appStats.bytesIn + appStats.bytesOut)
+  expectType<Record<string, number>>(appStats.routes)
+
+  // The diagnostics channels.
+  diagnostics.subscribe(channelNames.open, (message) => {
+    const { socket, request, route } = message as ConnectionOpenMessage
+    expectType<WebSocket>(socket)
+    expectType<string>(request.id + route + socket.route)
+  })
+  diagnostics.subscribe(channelNames.close, (message) => {
+    const { code, reason, initiator, duration, stats, requestId } = message as ConnectionCloseMessage
+    expectType<WebSocketStats>(stats)
+    expectType<'server' | 'client' | null>(initiator)
+    expectType<string>(reason + requestId + String(code + duration))
+  })
+  diagnostics.subscribe(channelNames.error, (message) => {
+    const { error, code, closeCode } = message as ConnectionErrorMessage
+    expectType<ProtocolError>(error)
+    expectType<string>(code + String(closeCode))
+  })
+  diagnostics.subscribe(channelNames.refused, (message) => {
+    const { request, status, reason } = message as HandshakeRefusedMessage
+    expectType<string>(String(request.url) + String(status) + reason)
+  })
   expectType<number>(app.websocket.publish('news', 'hello'))
   expectType<number>(app.websocket.publish('news', new Uint8Array(3), { compress: true }))
   expectType<number>(app.websocket.subscriberCount('news'))

@@ -1,0 +1,58 @@
+import type { TopicTable } from './pubsub/topics.js'
+import type { WebSocket, WebSocketStats } from './websocket.js'
+
+/**
+ * `app.websocket.stats()`: gauges and counters of one app's WebSockets, on
+ * this instance. Counters are totals over every connection since the plugin
+ * was registered, the closed ones included.
+ */
+export interface WebSocketAppStats extends WebSocketStats {
+  /** Open WebSockets. */
+  open: number
+  /** Open WebSockets per route URL pattern (such as `/chat/:room`); a route with none is left out. */
+  routes: Record<string, number>
+}
+
+/**
+ * The open WebSockets of one app and its topic table: sockets join when
+ * their 101 is written and leave when their transport closes. Keeps the
+ * per-route gauges and the counters of closed sockets, so that
+ * `stats()` costs nothing per message.
+ */
+export class SocketRegistry {
+  readonly sockets = new Set<WebSocket>()
+  readonly topics: TopicTable
+  private readonly perRoute = new Map<string, number>()
+  private readonly closed: WebSocketStats = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
+
+  constructor (topics: TopicTable) {
+    this.topics = topics
+  }
+
+  add (socket: WebSocket): void {
+    this.sockets.add(socket)
+    this.perRoute.set(socket.route, (this.perRoute.get(socket.route) ?? 0) + 1)
+  }
+
+  delete (socket: WebSocket): void {
+    if (!this.sockets.delete(socket)) return
+    const left = (this.perRoute.get(socket.route) ?? 1) - 1
+    if (left === 0) this.perRoute.delete(socket.route)
+    else this.perRoute.set(socket.route, left)
+    addStats(this.closed, socket.stats)
+  }
+
+  /** The app's gauges and counters now; walks the open sockets once. */
+  stats (): WebSocketAppStats {
+    const totals = { ...this.closed }
+    for (const socket of this.sockets) addStats(totals, socket.stats)
+    return { open: this.sockets.size, routes: Object.fromEntries(this.perRoute), ...totals }
+  }
+}
+
+function addStats (to: WebSocketStats, from: WebSocketStats): void {
+  to.messagesIn += from.messagesIn
+  to.messagesOut += from.messagesOut
+  to.bytesIn += from.bytesIn
+  to.bytesOut += from.bytesOut
+}
