@@ -19,15 +19,34 @@
  * page: `{ type: 'welcome', id, instance, port, room }` once, then
  * `{ type: 'message', from, name, text, at }` per message (`from`: the
  * sender's connection id, as in its welcome; `at`: ms since the epoch).
+ *
+ * `/stats` is a page that charts, live, this instance's open chat sockets and
+ * chat messages per second over the last 5 minutes (uPlot, served from the
+ * `uplot` package under /vendor/). Its WebSocket, /stats/feed, subscribes to
+ * the topic `stats:<instance>`, to which the server publishes a sample of
+ * `app.websocket.stats()` each second. The feed's own sockets and samples
+ * are left out of the figures. Server to page: `{ type: 'history', instance,
+ * port, samples }` once (the last STATS_HISTORY samples, oldest first), then
+ * `{ type: 'sample', ...sample }` each second (see StatsSample).
  */
 import { randomUUID } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
-import fastifyRfc6455, { type Broker, CloseCode } from 'fastify-rfc6455'
+import fastifyRfc6455, { type Broker, CloseCode, type WebSocket } from 'fastify-rfc6455'
 import { certificateFromEnv } from '../tls.js'
 
 const page = await readFile(new URL('./index.html', import.meta.url), 'utf8')
+const statsPage = await readFile(new URL('./stats.html', import.meta.url), 'utf8')
+const reconnectScript = await readFile(new URL('./reconnect.js', import.meta.url), 'utf8')
+
+/** uPlot's browser build and stylesheet, from the `uplot` package: served as they are, no CDN. */
+const require = createRequire(import.meta.url)
+const vendor = {
+  '/vendor/uPlot.iife.min.js': { type: 'text/javascript; charset=utf-8', body: await readFile(require.resolve('uplot/dist/uPlot.iife.min.js')) },
+  '/vendor/uPlot.min.css': { type: 'text/css; charset=utf-8', body: await readFile(require.resolve('uplot/dist/uPlot.min.css')) }
+}
 
 const favicon = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">' +
   '<rect width="16" height="16" rx="4" fill="#0969da"/><path d="M4 4.5h8v5.5H7.5L4.5 12.5V10H4z" fill="#fff"/></svg>'
@@ -40,6 +59,28 @@ export const MAX_TEXT = 1000
 export const MAX_ROOM = 64
 /** Bytes of one message from a page: the JSON of the longest name and text, escapes included, fits. */
 const MAX_MESSAGE_BYTES = 8 * 1024
+/** The chat's WebSocket route. */
+const CHAT_ROUTE = '/chat/:room'
+/** Milliseconds between two stats samples. */
+const STATS_INTERVAL_MS = 1000
+/** Samples the stats feed keeps and sends a page on connect: 5 minutes of them. */
+const STATS_HISTORY = 300
+
+/**
+ * One stats sample of this instance's chat, the stats feed left out.
+ * `messagesIn` and `messagesOut` count since the previous sample
+ * (STATS_INTERVAL_MS before): messages per second.
+ */
+export interface StatsSample {
+  /** When it was taken, in ms since the epoch. */
+  t: number
+  /** Open chat sockets. */
+  open: number
+  /** Messages received from chat pages. */
+  messagesIn: number
+  /** Messages sent to chat pages: welcomes, and each published message once per page of its room. */
+  messagesOut: number
+}
 
 /** What a page says: `{ name, text }`, both trimmed and non-empty. */
 export interface Said {
@@ -108,10 +149,15 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
 
   app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').send(page))
   app.get('/favicon.svg', (_request, reply) => reply.type('image/svg+xml').header('cache-control', 'max-age=86400').send(favicon))
+  app.get('/stats', (_request, reply) => reply.type('text/html; charset=utf-8').send(statsPage))
+  app.get('/reconnect.js', (_request, reply) => reply.type('text/javascript; charset=utf-8').send(reconnectScript))
+  for (const [path, file] of Object.entries(vendor)) {
+    app.get(path, (_request, reply) => reply.type(file.type).header('cache-control', 'max-age=86400').send(file.body))
+  }
 
   // The schema runs before the 101: a room name out of bounds gets 400 over plain HTTP.
   const schema = { params: { type: 'object', properties: { room: { type: 'string', minLength: 1, maxLength: MAX_ROOM } } } }
-  app.get<{ Params: { room: string } }>('/chat/:room', { ws: true, schema }, (socket, request) => {
+  app.get<{ Params: { room: string } }>(CHAT_ROUTE, { ws: true, schema }, (socket, request) => {
     const { room } = request.params
     const topic = `room:${room}`
     const id = randomUUID()
@@ -123,6 +169,49 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
       if (said === null) return socket.close(CloseCode.PolicyViolation, `expected JSON {"name", "text"} of 1 to ${MAX_NAME} and 1 to ${MAX_TEXT} characters`)
       app.websocket.publish(topic, JSON.stringify({ type: 'message', from: id, name: said.name, text: said.text, at: Date.now() }))
     })
+  })
+
+  // The stats feed. Its topic names this instance: through a broker, another
+  // instance's samples would otherwise reach this instance's pages.
+  const statsTopic = `stats:${instance}`
+  const feeds = new Set<WebSocket>()
+  // Messages of the feed's closed sockets, taken out of the app's totals as those of the open ones.
+  const closedFeeds = { messagesIn: 0, messagesOut: 0 }
+  /** The chat's open sockets now, and its messages each way since the app started. */
+  const chatNow = (): Omit<StatsSample, 't'> => {
+    const stats = app.websocket.stats()
+    const now = { open: stats.routes[CHAT_ROUTE] ?? 0, messagesIn: stats.messagesIn - closedFeeds.messagesIn, messagesOut: stats.messagesOut - closedFeeds.messagesOut }
+    for (const feed of feeds) {
+      now.messagesIn -= feed.stats.messagesIn
+      now.messagesOut -= feed.stats.messagesOut
+    }
+    return now
+  }
+  const history: StatsSample[] = []
+  let previous = chatNow()
+  const sampler = setInterval(() => {
+    const now = chatNow()
+    const sample: StatsSample = {
+      t: Date.now(),
+      open: now.open,
+      messagesIn: now.messagesIn - previous.messagesIn,
+      messagesOut: now.messagesOut - previous.messagesOut
+    }
+    previous = now
+    history.push(sample)
+    if (history.length > STATS_HISTORY) history.shift()
+    if (app.websocket.subscriberCount(statsTopic) > 0) app.websocket.publish(statsTopic, JSON.stringify({ type: 'sample', ...sample }))
+  }, STATS_INTERVAL_MS).unref()
+  app.addHook('onClose', async () => clearInterval(sampler))
+  app.get('/stats/feed', { ws: true }, (socket, request) => {
+    feeds.add(socket)
+    socket.on('close', () => {
+      feeds.delete(socket)
+      closedFeeds.messagesIn += socket.stats.messagesIn
+      closedFeeds.messagesOut += socket.stats.messagesOut
+    })
+    socket.subscribe(statsTopic)
+    socket.send(JSON.stringify({ type: 'history', instance, port: request.socket.localPort, samples: history }))
   })
   return app
 }
