@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import type { ClientJob, EchoPhase, HandshakePhase, PhaseResult } from './types.js'
-import { FrameReader, Histogram, OP_BINARY, OP_CLOSE, maskedFrame, measure, phaseResult, sleep } from './wire.js'
+import { FrameReader, Histogram, OP_BINARY, OP_CLOSE, OP_TEXT, maskedFrame, measure, phaseResult, sleep } from './wire.js'
 
 /** One WebSocket as the driver sees it; its transport calls `onFrames` with the number of frames each read completed. */
 export interface EchoLink<L> {
@@ -27,18 +27,25 @@ export interface EchoTransport<L extends EchoLink<L>> {
   close: (links: L[]) => void
 }
 
+/** `{"n":"…"}` of `size` bytes, with random hex digits between the quotes. */
+function jsonPayload (size: number): Buffer {
+  if (size < 8) throw new Error(`a JSON message of ${size} bytes is too short: 8 or more`)
+  return Buffer.from(`{"n":"${randomBytes(size).toString('hex').slice(0, size - 8)}"}`)
+}
+
 /**
  * Runs one echo phase over `transport`: every WebSocket writes `window`
- * binary frames, then answers each echoed frame with a new one, all in one
- * write per chunk read. Send times sit in one shared ring, `window` per
- * WebSocket; round trips go to one histogram.
+ * binary frames (text ones with `phase.text`), then answers each echoed
+ * frame with a new one, all in one write per chunk read. Send times sit in
+ * one shared ring, `window` per WebSocket; round trips go to one histogram.
  */
 export async function driveEcho<L extends EchoLink<L>> (phase: EchoPhase, job: ClientJob, transport: EchoTransport<L>): Promise<PhaseResult> {
   const { size, window } = phase
-  const frame = maskedFrame(OP_BINARY, randomBytes(size), randomBytes(4))
+  const opcode = phase.text === true ? OP_TEXT : OP_BINARY
+  const frame = maskedFrame(opcode, phase.text === true ? jsonPayload(size) : randomBytes(size), randomBytes(4))
   const frames = Buffer.concat(Array.from({ length: window }, () => frame))
   const histogram = new Histogram()
-  const { links, failed } = await transport.open(phase.conns, () => new FrameReader(OP_BINARY, size))
+  const { links, failed } = await transport.open(phase.conns, () => new FrameReader(opcode, size))
   /** Send time (performance.now()) of each frame in flight: `window` per link, as a ring. */
   const sent = new Float64Array(links.length * window)
   let running = true

@@ -1,6 +1,7 @@
 /** The bench's tables: one column per server, each figure with its ratio to ws, as Markdown. */
 import type { H2Row } from './h2.js'
 import type { MemoryResult } from './memory.js'
+import type { OverheadResult } from './overhead.js'
 import type { ServerSpec } from './servers.js'
 import type { PhaseResult } from './types.js'
 import type { WsloadResult } from './wsload.js'
@@ -35,6 +36,8 @@ export interface Results {
   redis?: PhaseResult[] | string
   /** WebSockets over HTTP/2 beside HTTP/1.1 (bench/h2.ts); undefined when not asked for. */
   h2?: H2Row[]
+  /** Ours before and after the observability work, with subscribers, with validation (bench/overhead.ts); undefined when not asked for. */
+  overhead?: OverheadResult
 }
 
 const KiB = 1024
@@ -47,12 +50,135 @@ export function sizeLabel (size: number): string {
 }
 
 /** Messages per second up to 64 KiB-1, MB per second from 64 KiB on. */
-function usesBytes (size: number): boolean {
+export function usesBytes (size: number): boolean {
   return size >= 64 * KiB
 }
 
 function integer (n: number): string {
   return Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-'
+}
+
+/** Server names: fastify-rfc6455, whose figures the targets are about, and raw node:net, the small-message targets' reference. */
+export const OURS = 'rfc6455'
+export const RAW = 'net'
+
+/**
+ * The speed targets of issue 12, each a ratio of ours to another server in
+ * the same run: at least `goal` × `against`'s messages (or MB, or
+ * handshakes) per second.
+ */
+const THROUGHPUT_TARGETS: Array<{ kind: 'echo' | 'handshake', size: number, against: string, goal: number }> = [
+  { kind: 'echo', size: MiB, against: 'ws', goal: 1.2 },
+  { kind: 'echo', size: 64 * KiB, against: 'ws', goal: 1.5 },
+  { kind: 'echo', size: 16, against: RAW, goal: 0.8 },
+  { kind: 'echo', size: KiB, against: RAW, goal: 0.8 },
+  { kind: 'handshake', size: 0, against: 'ws', goal: 1.5 }
+]
+
+/** The idle memory target: at most this many KiB of RSS per connection, with this many connections open. */
+const IDLE_TARGET_KB = 3.5
+const IDLE_TARGET_CONNS = 10000
+
+/** One target checked against this run's figures. */
+export interface TargetResult {
+  /** What is aimed at, e.g. `1 MiB echo ≥ 1.2× ws MB/s`. */
+  target: string
+  kind: 'echo' | 'handshake' | 'memory'
+  /** Echo payload bytes; 0 for handshakes and memory. */
+  size: number
+  /** Unit of `ours` and `reference`: MB/s, msg/s, handshakes/s, or KiB/conn (of RSS). */
+  unit: string
+  ours: number
+  /** The server `ours` is divided by, or `limit` (memory: the target's KiB per connection). */
+  against: string
+  reference: number
+  /** ours / reference. */
+  ratio: number
+  /** The ratio aimed at: at least this, or (memory, `atMost`) at most. */
+  goal: number
+  atMost: boolean
+  met: boolean
+  /** Why the figure may not say all: a client-bound side, a run at a smaller scale than the target's. */
+  notes: string[]
+}
+
+/**
+ * Every target whose servers and case ran, from the figures of this run
+ * (each the best round's, as in the table).
+ */
+export function targets (results: Results): TargetResult[] {
+  const label = (name: string): string => results.servers.find((s) => s.name === name)?.label ?? name
+  const out: TargetResult[] = []
+  for (const { kind, size, against, goal } of THROUGHPUT_TARGETS) {
+    const at = (name: string): PhaseResult | undefined => kind === 'handshake'
+      ? results.handshake[name]
+      : results.echo[name]?.find((r) => r.size === size)
+    const ours = at(OURS)
+    const reference = at(against)
+    if (ours === undefined || reference === undefined) continue
+    const bytes = kind === 'echo' && usesBytes(size)
+    const unit = kind === 'handshake' ? 'handshakes/s' : bytes ? 'MB/s' : 'msg/s'
+    const value = (r: PhaseResult): number => bytes ? r.mbPerSecond : r.perSecond
+    const ratio = value(ours) / value(reference)
+    const notes: string[] = []
+    if (ours.clientCpu >= CLIENT_BOUND_CPU) notes.push(`${label(OURS)} client-bound: its figure is a floor`)
+    if (reference.clientCpu >= CLIENT_BOUND_CPU) notes.push(`${label(against)} client-bound: the ratio is a ceiling`)
+    if (Math.max(ours.otherCpu, reference.otherCpu) > OTHER_CPU_NOTE) {
+      notes.push(`noisy: other processes used ${Math.round(ours.otherCpu)}% / ${Math.round(reference.otherCpu)}% of a core`)
+    }
+    out.push({
+      target: `${kind === 'handshake' ? 'handshakes/s' : `${sizeLabel(size)} echo`} ≥ ${goal}× ${label(against)}${kind === 'handshake' ? '' : ` ${unit}`}`,
+      kind,
+      size,
+      unit,
+      ours: value(ours),
+      against,
+      reference: value(reference),
+      ratio,
+      goal,
+      atMost: false,
+      met: ratio >= goal,
+      notes
+    })
+  }
+  const memory = results.memory[OURS]
+  if (memory !== undefined) {
+    const ratio = memory.perConnKb / IDLE_TARGET_KB
+    const notes = memory.conns < IDLE_TARGET_CONNS
+      ? [`measured at ${integer(memory.conns)} connections, not at the target's ${integer(IDLE_TARGET_CONNS)}`]
+      : []
+    out.push({
+      target: `idle memory ≤ ${IDLE_TARGET_KB} KiB/conn at ${integer(IDLE_TARGET_CONNS)} conns`,
+      kind: 'memory',
+      size: 0,
+      unit: 'KiB/conn',
+      ours: memory.perConnKb,
+      against: 'limit',
+      reference: IDLE_TARGET_KB,
+      ratio,
+      goal: 1,
+      atMost: true,
+      met: ratio <= 1,
+      notes
+    })
+  }
+  return out
+}
+
+function renderTargets (results: Results, list: TargetResult[]): string[] {
+  const label = (name: string): string => results.servers.find((s) => s.name === name)?.label ?? name
+  const figure = (t: TargetResult, value: number): string =>
+    t.kind === 'memory' ? `${value.toFixed(2)} KiB/conn` : `${integer(value)} ${t.unit}`
+  const rows = list.map((t) => {
+    const raw = results.memory[RAW]
+    const measured = t.kind === 'memory'
+      ? `${label(OURS)} ${figure(t, t.ours)} at ${integer(results.memory[OURS].conns)} conns` +
+        (raw === undefined ? '' : ` (${label(RAW)} ${figure(t, raw.perConnKb)})`)
+      : `${label(OURS)} ${figure(t, t.ours)}, ${label(t.against)} ${figure(t, t.reference)}`
+    const ratioCell = t.kind === 'memory' ? `${t.ratio.toFixed(2)}× the limit` : `${t.ratio.toFixed(2)}×`
+    return [t.target, measured, ratioCell, [t.met ? 'met' : 'NOT met', ...t.notes].join('; ')]
+  })
+  return ['Targets (issue 12), from this run\'s figures:', '', table(['target', 'measured', 'ratio', ''], rows)]
 }
 
 function micros (us: number): string {
@@ -137,11 +263,13 @@ export function render (results: Results): string {
     })])
   }
 
+  const goals = targets(results)
   const out = [`machine: ${results.machine}`, ...results.setup]
   if (rows.length > 0) {
     out.push(
       '',
       table(head, rows),
+      ...(goals.length > 0 ? ['', ...renderTargets(results, goals)] : []),
       '',
       'CPU over each measured window, % of one core: server / load client / all other processes (noise)',
       '',
@@ -151,9 +279,12 @@ export function render (results: Results): string {
   if (Object.keys(results.fanout).length > 0) out.push('', ...renderFanout(results))
   if (results.redis !== undefined) out.push('', ...renderRedis(results.redis))
   if (results.h2 !== undefined) out.push('', ...renderH2(results.h2))
+  if (results.overhead !== undefined) out.push('', ...renderOverhead(results.overhead))
+  const against = rows.length > 0 || Object.keys(results.fanout).length > 0 ? `${baseline}'s` : ''
+  const overheadAgainst = results.overhead === undefined ? '' : 'before\'s in the overhead table'
   out.push(
     '',
-    `(x.xx×) = this server's figure / ${baseline}'s. * = client-bound: the load client used ≥ ${CLIENT_BOUND_CPU}% of its core, ` +
+    `(x.xx×) = this server's figure / ${[against, overheadAgainst].filter((s) => s !== '').join('; ') || `${baseline}'s`}. * = client-bound: the load client used ≥ ${CLIENT_BOUND_CPU}% of its core, ` +
       'so the figure is the client\'s limit, a floor for the server.',
     'Server CPU per message (handshake, delivery) = server CPU time over the window / messages: the cost whatever bounded the rate.'
   )
@@ -237,6 +368,54 @@ function renderH2 (rows: H2Row[]): string[] {
         `${Math.round(r.serverCpu)} / ${Math.round(r.clientCpu)} / ${Math.round(r.otherCpu)}${r.errors > 0 ? `; ${r.errors} errors` : ''}`
       ]
     }))
+  ]
+}
+
+/** What the overhead case's verdicts compare: a server, the one it is divided by, and what differs between them. */
+const OVERHEAD_PAIRS: Array<[name: string, against: string, what: string]> = [
+  ['now', 'before', 'no subscribers, validation off: the observability work\'s cost'],
+  ['now+subscribers', 'now', 'a subscriber on every channel'],
+  ['now+json', 'now', 'validation on: parse, validate, re-serialise']
+]
+
+/**
+ * Each server's echo rate and CPU per message, with its ratio to
+ * `before`'s in the same row; then the verdicts, each pair of servers'
+ * ratios wherever both ran the same row.
+ */
+function renderOverhead ({ ref, commit, servers, rows }: OverheadResult): string[] {
+  const [before] = servers
+  const head = ['ours, echo', ...servers.map((s) => s.label)]
+  const lines = rows.flatMap(({ size, text, results }) => {
+    const base = results[before.name]
+    const cells = (f: (r: PhaseResult) => string): string[] => servers.map((s) => results[s.name] === undefined ? '-' : f(results[s.name]))
+    return [
+      [`${sizeLabel(size)} ${text ? 'text (JSON)' : 'binary'}, msg/s`,
+        ...cells((r) => `${integer(r.perSecond)}${ratio(r.perSecond, base?.perSecond)}${clientBound(r)}`)],
+      ['  server CPU per message', ...cells((r) => `${micros(cpuPer(r))}${ratio(cpuPer(r), base && cpuPer(base))}`)],
+      ['  CPU % server / client / others', ...cells((r) =>
+        `${Math.round(r.serverCpu)} / ${Math.round(r.clientCpu)} / ${Math.round(r.otherCpu)}${r.errors > 0 ? `; ${r.errors} errors` : ''}`)]
+    ]
+  })
+  const label = (name: string): string => servers.find((s) => s.name === name)?.label ?? name
+  const verdicts = OVERHEAD_PAIRS.flatMap(([name, against, what]) => {
+    const both = rows.filter((row) => row.results[name] !== undefined && row.results[against] !== undefined)
+    if (both.length === 0) return []
+    const each = (f: (r: PhaseResult) => number): string => both.map((row) =>
+      `${sizeLabel(row.size)} ${row.text ? 'text' : 'binary'}${ratio(f(row.results[name]), f(row.results[against])) || ' -'}`).join(', ')
+    return [`- ${label(name)} / ${label(against)} (${what}): msg/s ${each((r) => r.perSecond)}; server CPU per message ${each(cpuPer)}`]
+  })
+  const built = ref === commit.slice(0, ref.length) ? commit.slice(0, 7) : `${ref} (${commit.slice(0, 7)})`
+  return [
+    `Overhead: ours built from ${built}, before the observability work, beside this tree's build; ` +
+      `(x.xx×) = ratio to ${before.label}; * = client-bound:`,
+    '',
+    table(head, lines),
+    '',
+    'Ratios, higher msg/s and lower CPU per message being better:',
+    ...verdicts,
+    `Where a server used less than ${SATURATED_CPU}% of its core, its msg/s is not its limit (round trips, the client, ` +
+      'other processes): judge by server CPU per message.'
   ]
 }
 

@@ -7,7 +7,16 @@
  *
  *   --quick              one round of short runs, 2k idle connections: about a minute and a half
  *   --cases a,b          only these: echo (echo, handshakes, idle memory), fanout, redis (default: these three),
- *                        h2 (16 B and 64 KiB echo and handshakes over HTTP/2 streams, h2c, beside HTTP/1.1; about 80 s)
+ *                        h2 (16 B and 64 KiB echo and handshakes over HTTP/2 streams, h2c, beside HTTP/1.1; about 80 s),
+ *                        overhead (about 2.5 min; --quick 1 min): 16 B and 1 KiB echo of ours (bench/overhead-server.ts)
+ *                        on four servers in turn: `before`, the package built from --baseline; `now`, this tree's
+ *                        build; `now+subscribers`, with a subscriber on every fastify-rfc6455:* diagnostics
+ *                        channel; `now+json`, a `messages: 'json'` route with a `schema.message` (validation on).
+ *                        before and now echo binary and text messages (JSON documents), now+subscribers binary,
+ *                        now+json text (it refuses binary: the ratio of its text echo to before's is what parsing,
+ *                        validating and re-serialising cost). Msg/s and server CPU per message, ratios to before
+ *   --baseline REF       the git ref `before` is built from (default 61a8f72, the commit before the observability
+ *                        work); built with this tree's tsc and node_modules, kept in the temporary directory
  *   --servers a,b        only these (rfc6455, ws, fastify-websocket, net; fan-out has no net)
  *   --wsload PATH        also drive 16 B and 1 KiB echo and the fan-out cases with this wsload binary (C), to cross-check
  *   --profile            instead of the table: profile fastify-rfc6455 (node --cpu-prof)
@@ -15,21 +24,25 @@
  *   --profile-server N   profile server N instead (implies --profile); rfc6455-h2c: ours over HTTP/2 streams (h2c)
  *   --profile-run R      profile R: a message size in bytes, `handshake`, or
  *                        `fanout:SUBSCRIBERS:SIZE` such as fanout:1000:128 (implies --profile)
- *   --json PATH          also write every figure as JSON, every round's too
+ *   --json PATH          also write every figure as JSON, every round's too, and the targets met or not
+ *   --svg PATH           where the chart of the echo case goes: rates divided by ws's, the targets
+ *                        of issue 12, idle memory (default bench-results.svg, in the current directory)
  *
  * Progress goes to stderr, the report to stdout. Build first (npm run bench does):
  * ours runs through examples/echo.ts, which imports the built package.
  */
 import { writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { chart } from './chart.js'
 import { H2_SESSIONS, runH2 } from './h2.js'
 import { FD_LIMIT, PINNING } from './launch.js'
 import { LoadClient } from './load.js'
 import { measureIdleMemory } from './memory.js'
+import { runOverhead } from './overhead.js'
 import { describeMachine } from './proc.js'
 import { profileServer } from './profile.js'
 import { redisMissing, runRedisFanout } from './redis.js'
-import { fanoutLabel, render, sizeLabel, type Results } from './report.js'
+import { fanoutLabel, render, sizeLabel, targets, type Results } from './report.js'
 import { BASELINE, FANOUT_SERVERS, H2C_SERVER, SERVERS, Server, type ServerSpec } from './servers.js'
 import type { EchoPhase, FanoutPhase, HandshakePhase, Phase, PhaseResult } from './types.js'
 import { runWsload, runWsloadFanout, type WsloadResult } from './wsload.js'
@@ -43,7 +56,9 @@ const { values: options } = parseArgs({
     profile: { type: 'boolean', default: false },
     'profile-server': { type: 'string' },
     'profile-run': { type: 'string' },
-    json: { type: 'string' }
+    json: { type: 'string' },
+    svg: { type: 'string', default: 'bench-results.svg' },
+    baseline: { type: 'string', default: '61a8f72' }
   }
 })
 
@@ -77,8 +92,10 @@ const FANOUT_CASES: Array<[subscribers: number, size: number]> = [[100, 16], [10
 const FANOUT_WINDOW = 16
 /** The case run through Redis: the middle one. */
 const REDIS_CASE = FANOUT_CASES[1]
-const CASES = ['echo', 'fanout', 'redis', 'h2']
+const CASES = ['echo', 'fanout', 'redis', 'h2', 'overhead']
 const DEFAULT_CASES = ['echo', 'fanout', 'redis']
+/** --cases overhead: the echo sizes. */
+const OVERHEAD_SIZES = [16, 1024]
 /** --cases h2: the echo sizes. */
 const H2_SIZES = [16, 64 * 1024]
 
@@ -100,7 +117,7 @@ const wanted = options.servers?.split(',').map((name) => name.trim())
 const chosen = (specs: ServerSpec[]): ServerSpec[] => specs.filter((spec) => wanted === undefined || wanted.includes(spec.name))
 const servers = cases.includes('echo') ? chosen(SERVERS) : []
 const fanoutServers = cases.includes('fanout') ? chosen(FANOUT_SERVERS) : []
-if (servers.length + fanoutServers.length === 0 && !cases.includes('redis') && !cases.includes('h2')) {
+if (servers.length + fanoutServers.length === 0 && !['redis', 'h2', 'overhead'].some((name) => cases.includes(name))) {
   throw new Error(`--servers: none of ${SERVERS.map((s) => s.name).join(', ')}`)
 }
 
@@ -145,6 +162,14 @@ if (cases.includes('h2')) {
     `handshakes: ${HANDSHAKE_PARALLEL} parallel loops of TCP connect, upgrade, close handshake, TCP close, or of extended ` +
     'CONNECT, 200, close handshake, END_STREAM both ways on one open connection' +
     (ROUNDS > 1 ? `; ${ROUNDS} rounds, each figure from the round with the highest rate` : ''))
+}
+if (cases.includes('overhead')) {
+  setup.push(`overhead: ours (bench/overhead-server.ts) built from ${options.baseline} (before), this tree's build (now), ` +
+    'now with a subscriber on every diagnostics channel, now on a messages: \'json\' route with a schema.message, ' +
+    `measured in turn; echo of ${CONNS} connections × ${WINDOW} messages in flight each, binary, or text (a JSON ` +
+    `document {"n":"…"} of the same size); ${TIMES.echo[1]} s measured after ${TIMES.echo[0]} s warm-up; one round ` +
+    `of every run on every server first, not counted (the JIT), then ${ROUNDS > 1 ? `${ROUNDS} rounds, each figure from ` +
+    'the round with the highest rate' : 'one'}`)
 }
 
 const results: Results = {
@@ -300,9 +325,19 @@ if (cases.includes('redis')) {
 
 if (cases.includes('h2')) results.h2 = await runH2(ROUNDS, H2_SIZES.map(echoPhase), handshakePhase, progress)
 
+if (cases.includes('overhead')) results.overhead = await runOverhead(options.baseline, ROUNDS, OVERHEAD_SIZES.map(echoPhase), progress, log)
+
 process.stdout.write('\n' + render(results) + '\n')
 
+const svg = chart(results, new Date(began))
+if (svg !== null) {
+  writeFileSync(options.svg, svg)
+  process.stdout.write(`\nchart: ${options.svg}\n`)
+} else if (servers.length > 0) {
+  log('no chart: it needs ws\'s echo or handshake figures (--servers with ws)')
+}
+
 if (options.json !== undefined) {
-  writeFileSync(options.json, JSON.stringify({ ...results, rounds, fanoutRounds, redisRounds }, null, 2) + '\n')
+  writeFileSync(options.json, JSON.stringify({ ...results, targets: targets(results), rounds, fanoutRounds, redisRounds }, null, 2) + '\n')
   log(`figures written to ${options.json}`)
 }

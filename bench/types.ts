@@ -6,6 +6,8 @@ export interface EchoPhase {
   size: number
   conns: number
   window: number
+  /** Text messages instead, each a JSON document of `size` bytes (8 or more): `{"n":"…"}`. */
+  text?: boolean
   /** Over HTTP/2 (bench/h2client.ts): connections the `conns` WebSockets are spread over, evenly; 1 if unset. */
   sessions?: number
   /** Seconds of unmeasured traffic first. */

@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks'
 import { readCpuSeconds, readMachineTicks } from './proc.js'
 import type { ClientJob, PhaseResult } from './types.js'
 
+export const OP_TEXT = 0x1
 export const OP_BINARY = 0x2
 export const OP_CLOSE = 0x8
 export const OP_PING = 0x9
