@@ -36,9 +36,7 @@ export class RouteMatcher {
   matches (request: IncomingMessage): boolean {
     // An Accept-Version header keeps the routes without a version from matching (find-my-way's version constraint).
     if (this.plainPaths.size > 0 && request.headers['accept-version'] === undefined) {
-      const url = request.url ?? '/'
-      const query = url.indexOf('?')
-      if (this.plainPaths.has(query === -1 ? url : url.slice(0, query))) return true
+      if (this.plainPaths.has(pathOf(request))) return true
     }
     return this.router.findRoute(routeOf(request)) !== null
   }
@@ -58,15 +56,20 @@ export class RouteMatcher {
  * and version constraints.
  */
 function routeOf (request: IncomingMessage): { method: 'GET', url: string, constraints: Record<string, string> } {
-  const url = request.url ?? '/'
-  const query = url.indexOf('?')
   const constraints: Record<string, string> = {}
   // HTTP/2 carries the host in :authority (RFC 7540 §8.1.2.3).
   const host = request.headers.host ?? request.headers[':authority']
   if (typeof host === 'string') constraints.host = host
   const version = request.headers['accept-version']
   if (typeof version === 'string') constraints.version = version
-  return { method: 'GET', url: query === -1 ? url : url.slice(0, query), constraints }
+  return { method: 'GET', url: pathOf(request), constraints }
+}
+
+/** The request-target without its query. */
+function pathOf (request: IncomingMessage): string {
+  const url = request.url ?? '/'
+  const query = url.indexOf('?')
+  return query === -1 ? url : url.slice(0, query)
 }
 
 /**
