@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer'
 import { CloseCode, Opcode } from './protocol/constants.js'
 import { ProtocolError } from './protocol/errors.js'
 import type { PerMessageDeflate } from './protocol/permessage-deflate.js'

@@ -4,6 +4,8 @@
  * wire are ProtocolErrors (`WS_ERR_*`, lib/protocol/errors.ts), which carry
  * the close code instead.
  */
+import { Buffer } from 'node:buffer'
+
 export class FastifyWebSocketError extends Error {
   readonly code: string
 

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer'
 import type { IncomingMessage } from 'node:http'
 import {
   type Http2SecureServer, type Http2Server, type Http2ServerRequest, Http2ServerResponse, type Http2Session,

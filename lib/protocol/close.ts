@@ -1,4 +1,4 @@
-import { isUtf8 } from 'node:buffer'
+import { Buffer, isUtf8 } from 'node:buffer'
 import { CloseCode, MAX_CONTROL_PAYLOAD } from './constants.js'
 import { invalidUtf8, protocolError, type ProtocolError } from './errors.js'
 

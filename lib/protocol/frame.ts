@@ -1,3 +1,5 @@
+import { Buffer } from 'node:buffer'
+
 export interface EncodeOptions {
   /** FIN bit; false for every fragment but the last (§5.4). Default true. */
   fin?: boolean

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer'
 import { hash } from 'node:crypto'
 import { GUID } from './constants.js'
 import { type ExtensionOffer, parseExtensions } from './extensions.js'

@@ -1,4 +1,4 @@
-import { isUtf8 } from 'node:buffer'
+import { Buffer, isUtf8 } from 'node:buffer'
 import { Opcode } from './constants.js'
 import { parseClosePayload } from './close.js'
 import { invalidUtf8, messageTooBig, protocolError, ProtocolError } from './errors.js'

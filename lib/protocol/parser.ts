@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer'
 import { MAX_CONTROL_PAYLOAD } from './constants.js'
 import { protocolError } from './errors.js'
 import { isControl, unmask } from './frame.js'

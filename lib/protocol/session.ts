@@ -1,4 +1,4 @@
-import { isUtf8 } from 'node:buffer'
+import { Buffer, isUtf8 } from 'node:buffer'
 import { CloseCode, Opcode } from './constants.js'
 import { encodeClosePayload, MAX_CLOSE_REASON } from './close.js'
 import { invalidUtf8, ProtocolError } from './errors.js'

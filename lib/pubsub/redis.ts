@@ -9,6 +9,7 @@
  * await app.register(fastifyRfc6455, { broker: new RedisBroker({ url: 'redis://127.0.0.1:6379' }) })
  * ```
  */
+import { Buffer } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
 import { inspect } from 'node:util'
 import {

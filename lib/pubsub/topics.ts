@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer'
 import { broadcastPayload } from '../broadcast.js'
 import { topicError } from '../errors.js'
 import { Opcode } from '../protocol/constants.js'
