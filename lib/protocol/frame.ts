@@ -13,6 +13,19 @@ export interface EncodeOptions {
 }
 
 const EMPTY = Buffer.alloc(0)
+/**
+ * The headers of whole (FIN), unmasked, uncompressed continuation, text and
+ * binary frames of up to 125 bytes, by `opcode << 7 | length`, made on first
+ * use: a small message allocates no header. They are shared, so whoever gets
+ * one from `encodeHeader()` must not write to it.
+ */
+const SHORT_HEADERS: Buffer[] = []
+/** Their bytes, all in one allocation of their own (not a slice of Node's pool, which they would keep alive). */
+const SHORT_HEADER_BYTES = Buffer.alloc(2 * (3 << 7))
+for (let index = 0; index < 3 << 7; index++) {
+  SHORT_HEADER_BYTES[2 * index] = 0x80 | (index >>> 7)
+  SHORT_HEADER_BYTES[2 * index + 1] = index & 0x7f
+}
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1
 
 /** True for Close, Ping, Pong and the reserved control opcodes 0xB-0xF (§5.5). */
@@ -23,9 +36,15 @@ export function isControl (opcode: number): boolean {
 /**
  * Bytes of a frame header for `payloadLength` bytes of payload: 2, 4 or 10
  * bytes, plus 4 with a masking key (§5.2). The payload length uses the
- * shortest form: 7 bits up to 125, 16 bits up to 65535, else 64 bits.
+ * shortest form: 7 bits up to 125, 16 bits up to 65535, else 64 bits. The
+ * result must not be written to: without `options`, a data frame's header of
+ * 2 bytes is shared.
  */
 export function encodeHeader (opcode: number, payloadLength: number, options?: EncodeOptions): Buffer {
+  if (options === undefined && payloadLength < 126 && opcode <= 0x2) {
+    const index = (opcode << 7) | payloadLength
+    return SHORT_HEADERS[index] ??= SHORT_HEADER_BYTES.subarray(2 * index, 2 * index + 2)
+  }
   const fin = options?.fin ?? true
   const mask = options?.mask
   const lengthBytes = payloadLength < 126 ? 0 : payloadLength < 65536 ? 2 : 8
@@ -81,33 +100,46 @@ export function applyMask (data: Uint8Array, mask: Uint8Array, maskOffset: numbe
  */
 export function unmask (data: Uint8Array, key: number, maskOffset: number): void {
   const length = data.length
-  let i = 0
-  if (length >= WORD_LOOP_MIN) {
-    // Bytes before the first 4-byte aligned address, then whole words.
-    const head = (4 - (data.byteOffset & 3)) & 3
-    for (; i < head; i++) data[i] ^= keyByte(key, maskOffset + i)
-    const k = maskOffset + i
-    const b0 = keyByte(key, k); const b1 = keyByte(key, k + 1); const b2 = keyByte(key, k + 2); const b3 = keyByte(key, k + 3)
-    // The key from index k as a little-endian word (WASM's order, and the host's on little-endian machines).
-    const little = b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
-    const bytes = (length - i) & ~3
-    if (simd !== null && bytes >= SIMD_MIN) {
-      simd.xor(data, i, bytes, little, data, i)
-    } else {
-      const word = LITTLE_ENDIAN ? little : (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
-      const view = new Int32Array(data.buffer, data.byteOffset + i, bytes >>> 2)
-      const words = view.length
-      let w = 0
-      for (; w + 3 < words; w += 4) {
-        view[w] ^= word
-        view[w + 1] ^= word
-        view[w + 2] ^= word
-        view[w + 3] ^= word
-      }
-      for (; w < words; w++) view[w] ^= word
+  if (length < WORD_LOOP_MIN) {
+    const k0 = keyByte(key, maskOffset); const k1 = keyByte(key, maskOffset + 1)
+    const k2 = keyByte(key, maskOffset + 2); const k3 = keyByte(key, maskOffset + 3)
+    let j = 0
+    for (; j + 3 < length; j += 4) {
+      data[j] ^= k0
+      data[j + 1] ^= k1
+      data[j + 2] ^= k2
+      data[j + 3] ^= k3
     }
-    i += bytes
+    if (j < length) data[j] ^= k0
+    if (j + 1 < length) data[j + 1] ^= k1
+    if (j + 2 < length) data[j + 2] ^= k2
+    return
   }
+  let i = 0
+  // Bytes before the first 4-byte aligned address, then whole words.
+  const head = (4 - (data.byteOffset & 3)) & 3
+  for (; i < head; i++) data[i] ^= keyByte(key, maskOffset + i)
+  const k = maskOffset + i
+  const b0 = keyByte(key, k); const b1 = keyByte(key, k + 1); const b2 = keyByte(key, k + 2); const b3 = keyByte(key, k + 3)
+  // The key from index k as a little-endian word (WASM's order, and the host's on little-endian machines).
+  const little = b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
+  const bytes = (length - i) & ~3
+  if (simd !== null && bytes >= SIMD_MIN) {
+    simd.xor(data, i, bytes, little, data, i)
+  } else {
+    const word = LITTLE_ENDIAN ? little : (b0 << 24) | (b1 << 16) | (b2 << 8) | b3
+    const view = new Int32Array(data.buffer, data.byteOffset + i, bytes >>> 2)
+    const words = view.length
+    let w = 0
+    for (; w + 3 < words; w += 4) {
+      view[w] ^= word
+      view[w + 1] ^= word
+      view[w + 2] ^= word
+      view[w + 3] ^= word
+    }
+    for (; w < words; w++) view[w] ^= word
+  }
+  i += bytes
   for (; i < length; i++) data[i] ^= keyByte(key, maskOffset + i)
 }
 
