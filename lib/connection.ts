@@ -33,6 +33,14 @@ const EMPTY = Buffer.alloc(0)
  * (measured: 1 KiB echo 1.6 times faster than with a 16 KiB threshold).
  */
 const COALESCE_BYTES = Buffer.poolSize >>> 1
+/**
+ * Over a transport whose writes are done with their bytes once taken (plain
+ * TCP), small frames up to this many bytes in all are copied into one shared
+ * buffer, the slab, instead of being written corked (measured: 1 KiB echo,
+ * 100 connections, 8 in flight each: 9-53% more messages per second than
+ * corked, in five runs out of five).
+ */
+const SLAB_BYTES = 64 * 1024
 
 /** Why reading is paused: each reason is one bit. */
 export const PauseReason = {
@@ -50,7 +58,9 @@ export const PauseReason = {
  * does not: batching of writes, flow control and timers.
  *
  * Writes queued while a chunk is being handled, or during one tick, leave in a
- * single system call: copied into one buffer up to 4 KiB, corked above. The
+ * single system call: copied into one buffer up to 4 KiB; over plain TCP,
+ * small frames up to 64 KiB in all into a buffer shared by every connection,
+ * used again once the kernel took a write whole; corked above. The
  * connections written to during a tick are flushed together on the next one;
  * when they queued the same frames (a fan-out), small frames are copied
  * together once for all of them, however many bytes they add up to. Reading pauses
@@ -216,9 +226,11 @@ export class Connection implements SessionIO {
     if (pending === null) return
     const socket = this.socket
     if (socket.writable) {
-      const joined = pending.length === 1 ? pending[0] : join(pending, this.pendingBytes)
+      const joined = pending.length === 1 ? pending[0] : join(pending, this.pendingBytes, this.transport.writesAtOnce)
       if (joined !== null) {
         socket.write(joined)
+        // Bytes left in the socket keep the slab: the next copy needs another.
+        if (slab !== null && joined.buffer === slab.buffer && socket.writableLength > 0) slab = null
       } else {
         socket.cork()
         for (const chunk of pending) socket.write(chunk)
@@ -325,22 +337,45 @@ function flushDirty (): void {
 }
 
 /**
- * The bytes of `frames` in one buffer, or null to write them corked: one
- * copy up to COALESCE_BYTES; above it only when they are the same frames as
- * the flush before and small ones (4 KiB a piece at most, on average), in
- * which case the copy serves every flush that follows with them too. A few
- * large frames cost less corked than copied.
+ * The bytes of `frames` in one buffer, or null to write them corked: see
+ * `copy()`; in a flushDirty() pass, when they are the same frames as the
+ * flush before and small ones (4 KiB a piece at most, on average), the copy
+ * made for that flush, or one made now, serves every flush that follows with
+ * them too. A few large frames cost less corked than copied.
  */
-function join (frames: Buffer[], bytes: number): Buffer | null {
-  if (!flushingDirty) return bytes <= COALESCE_BYTES ? Buffer.concat(frames, bytes) : null
+function join (frames: Buffer[], bytes: number, slabAllowed: boolean): Buffer | null {
+  if (!flushingDirty) return copy(frames, bytes, slabAllowed)
   if (lastFrames !== null && sameFrames(frames, lastFrames)) {
     lastFrames = frames
     if (lastJoined === null && bytes <= frames.length * COALESCE_BYTES) lastJoined = Buffer.concat(frames, bytes)
     return lastJoined
   }
   lastFrames = frames
-  lastJoined = bytes <= COALESCE_BYTES ? Buffer.concat(frames, bytes) : null
+  lastJoined = copy(frames, bytes, slabAllowed)
   return lastJoined
+}
+
+/**
+ * The shared buffer small frames are copied into over plain TCP (see
+ * SLAB_BYTES); null once a socket kept it, until the next copy needs one.
+ */
+let slab: Buffer | null = null
+
+/**
+ * `frames` copied into one buffer: up to COALESCE_BYTES, one of their own;
+ * with `slabAllowed`, small frames (4 KiB a piece at most, on average) up to
+ * SLAB_BYTES, a view of the slab, to be written at once. Null otherwise.
+ */
+function copy (frames: Buffer[], bytes: number, slabAllowed: boolean): Buffer | null {
+  if (bytes <= COALESCE_BYTES) return Buffer.concat(frames, bytes)
+  if (!slabAllowed || bytes > SLAB_BYTES || bytes > frames.length * COALESCE_BYTES) return null
+  slab ??= Buffer.allocUnsafeSlow(SLAB_BYTES)
+  let offset = 0
+  for (let i = 0; i < frames.length; i++) {
+    slab.set(frames[i], offset)
+    offset += frames[i].length
+  }
+  return Buffer.from(slab.buffer, slab.byteOffset, bytes)
 }
 
 function sameFrames (a: Buffer[], b: Buffer[]): boolean {

@@ -1,6 +1,7 @@
 import { Buffer } from 'node:buffer'
 import { constants, type ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
+import { TLSSocket } from 'node:tls'
 import { Duplex } from 'node:stream'
 
 /**
@@ -19,6 +20,13 @@ export type ByteStream = Duplex & { setTimeout (ms: number, callback: () => void
  */
 export interface Transport {
   readonly stream: ByteStream
+  /**
+   * True when a write the stream takes whole at once is done with its bytes
+   * by the time `write()` returns, which `writableLength` then shows (0 left
+   * when nothing else waits): plain TCP. TLS, HTTP/2 and in-memory streams
+   * keep every write's bytes for later, so this is false for them.
+   */
+  readonly writesAtOnce: boolean
   /** Ends the byte stream at once, without a close frame: a TCP reset, or RST_STREAM (CANCEL) on an HTTP/2 stream. */
   abort (): void
 }
@@ -26,11 +34,14 @@ export interface Transport {
 /** A WebSocket over the TCP connection of an HTTP/1.1 upgrade (RFC 6455 §4). */
 export class TcpTransport implements Transport {
   readonly stream: Socket
+  readonly writesAtOnce: boolean
 
   constructor (socket: Socket) {
     // Frames are written whole and batched already: Nagle's algorithm would only delay them.
     socket.setNoDelay(true)
     this.stream = socket
+    // A TLS socket encrypts and writes later (an upgrade on an HTTPS server).
+    this.writesAtOnce = !(socket instanceof TLSSocket)
   }
 
   abort (): void {
@@ -46,6 +57,7 @@ export class TcpTransport implements Transport {
  */
 export class Http2Transport implements Transport {
   readonly stream: ServerHttp2Stream
+  readonly writesAtOnce = false
 
   constructor (stream: ServerHttp2Stream) {
     this.stream = stream
@@ -130,6 +142,7 @@ function deliver (reader: MemoryStream, chunk: Buffer | null, written: () => voi
 /** A WebSocket over one end of an in-memory pair (`app.injectWS()`): no network. */
 export class MemoryTransport implements Transport {
   readonly stream: MemoryStream
+  readonly writesAtOnce = false
 
   constructor (stream: MemoryStream) {
     this.stream = stream

@@ -2,7 +2,8 @@
  * Writes queued during one tick leave together on the next: sockets that
  * queued the same frames (a fan-out) share one copy of them, whatever their
  * size, while a socket whose frames differ gets its own bytes; a 'drain'
- * listener that sends during that flush is flushed too.
+ * listener that sends during that flush is flushed too; small frames copied
+ * into the buffer shared over plain TCP survive a socket keeping them.
  */
 import { test } from 'tap'
 import Fastify from 'fastify'
@@ -53,4 +54,35 @@ test('a \'drain\' listener that sends while the tick\'s writes are flushed gets 
   t.equal(second.send(Buffer.alloc(2048)), false, 'over highWaterMark: wait for drain')
   t.equal((await clients[1].nextMessage() as ArrayBuffer).byteLength, 2048)
   t.equal(await withTimeout(clients[0].nextMessage(), 'the message sent from the drain listener'), 'sent from drain')
+})
+
+test('frames a slow reader\'s socket keeps are not overwritten by the next tick\'s copies', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyRfc6455)
+  let server: WebSocket | undefined
+  app.get('/burst', { ws: true }, (socket) => { server = socket })
+  const h = await start(t, app)
+  const client = await h.rawWebSocket('/burst')
+  await withTimeout((async () => { while (server === undefined) await new Promise((resolve) => setTimeout(resolve, 5)) })(), 'the server socket')
+  const socket = server as WebSocket
+  client.socket.pause()
+  // 16 frames of 3 KiB a tick: copied together into the shared buffer, until the kernel's buffers are full and the socket keeps them.
+  const payload = (index: number): Buffer => {
+    const bytes = Buffer.alloc(3 * 1024, index & 0xff)
+    bytes.writeUInt32BE(index)
+    return bytes
+  }
+  let sent = 0
+  for (let tick = 0; tick < 2000 && socket.bufferedAmount < 1024 * 1024; tick++) {
+    for (let i = 0; i < 16; i++) socket.send(payload(sent++))
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.ok(socket.bufferedAmount >= 1024 * 1024, `the socket kept ${socket.bufferedAmount} bytes`)
+  client.socket.resume()
+  let intact = 0
+  for (let index = 0; index < sent; index++) {
+    const frame = await withTimeout(client.readFrame(), `frame ${index}`)
+    if (frame.payload.equals(payload(index))) intact++
+  }
+  t.equal(intact, sent, `all ${sent} frames intact and in order`)
 })
