@@ -163,7 +163,7 @@ export function chart (results: Results, date: Date): string | null {
       const tx = start + ours * barWidth
       parts.push(`<line x1="${(tx - 4).toFixed(1)}" y1="${yAt(level).toFixed(1)}" x2="${(tx + barWidth + 4).toFixed(1)}" ` +
         `y2="${yAt(level).toFixed(1)}" stroke="${TARGET_COLOUR}" stroke-width="3"><title>${escape(t.target)}</title></line>`)
-      lines.push(`target ≥ ${t.goal}× ${label(t.against)}`, `${t.ratio.toFixed(2)}× ${label(t.against)}: ${t.met ? 'met' : 'NOT met'}`)
+      lines.push(`target ≥ ${t.goal}× ${label(t.against)}`, `measured ${t.ratio.toFixed(2)}×: ${t.met ? 'met' : 'NOT met'}`)
     }
     parts.push(text(centre, bottom + 20, g.title, 'font-size="14" font-weight="600" text-anchor="middle"'))
     lines.forEach((line, k) => {
