@@ -119,8 +119,10 @@ export function targets (results: Results): TargetResult[] {
     const bytes = kind === 'echo' && usesBytes(size)
     const unit = kind === 'handshake' ? 'handshakes/s' : bytes ? 'MB/s' : 'msg/s'
     const value = (r: PhaseResult): number => bytes ? r.mbPerSecond : r.perSecond
-    const ratio = value(ours) / value(reference)
+    // A reference that measured nothing (its runs failed) gives no ratio: not met, and said so.
+    const ratio = value(reference) > 0 ? value(ours) / value(reference) : NaN
     const notes: string[] = []
+    if (Number.isNaN(ratio)) notes.push(`${label(against)} measured nothing: no ratio`)
     if (ours.clientCpu >= CLIENT_BOUND_CPU) notes.push(`${label(OURS)} client-bound: its figure is a floor`)
     if (reference.clientCpu >= CLIENT_BOUND_CPU) notes.push(`${label(against)} client-bound: the ratio is a ceiling`)
     if (Math.max(ours.otherCpu, reference.otherCpu) > OTHER_CPU_NOTE) {
@@ -175,7 +177,7 @@ function renderTargets (results: Results, list: TargetResult[]): string[] {
       ? `${label(OURS)} ${figure(t, t.ours)} at ${integer(results.memory[OURS].conns)} conns` +
         (raw === undefined ? '' : ` (${label(RAW)} ${figure(t, raw.perConnKb)})`)
       : `${label(OURS)} ${figure(t, t.ours)}, ${label(t.against)} ${figure(t, t.reference)}`
-    const ratioCell = t.kind === 'memory' ? `${t.ratio.toFixed(2)}× the limit` : `${t.ratio.toFixed(2)}×`
+    const ratioCell = Number.isNaN(t.ratio) ? '-' : t.kind === 'memory' ? `${t.ratio.toFixed(2)}× the limit` : `${t.ratio.toFixed(2)}×`
     return [t.target, measured, ratioCell, [t.met ? 'met' : 'NOT met', ...t.notes].join('; ')]
   })
   return ['Targets (issue 12), from this run\'s figures:', '', table(['target', 'measured', 'ratio', ''], rows)]
