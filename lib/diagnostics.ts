@@ -2,7 +2,7 @@ import diagnostics from 'node:diagnostics_channel'
 import { STATUS_CODES, type IncomingMessage } from 'node:http'
 import type { FastifyRequest } from 'fastify'
 import type { ProtocolError } from './protocol/errors.js'
-import type { WebSocket, WebSocketStats } from './websocket.js'
+import type { WebSocket, WebSocketStats } from './socket/websocket.js'
 
 /**
  * The `node:diagnostics_channel` channels the plugin publishes to, named as

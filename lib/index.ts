@@ -4,11 +4,11 @@ import type {
   RouteOptions as FastifyRouteOptions
 } from 'fastify'
 import fp from 'fastify-plugin'
-import type { InjectedWebSocket, InjectWSOptions } from './inject.js'
+import type { InjectedWebSocket, InjectWSOptions } from './handshake/inject.js'
 import type { WebSocketOptions } from './options.js'
 import { plugin, type WebSocketApp } from './plugin.js'
-import type { WebSocketHandler } from './upgrade.js'
-import type { WebSocket } from './websocket.js'
+import type { WebSocketHandler } from './handshake/upgrade.js'
+import type { WebSocket } from './socket/websocket.js'
 
 /**
  * fastify-rfc6455: WebSocket (RFC 6455) routes for Fastify 5.
@@ -24,12 +24,13 @@ const fastifyRfc6455 = fp(plugin, { fastify: '5.x', name: 'fastify-rfc6455' })
 
 export default fastifyRfc6455
 export { fastifyRfc6455 }
-export { WebSocket, type SendOptions, type WebSocketData, type WebSocketEvents, type WebSocketStats } from './websocket.js'
+export { WebSocket, type MessageHook, type WebSocketEvents, type WebSocketStats } from './socket/websocket.js'
+export type { SendOptions, WebSocketData } from './socket/payload.js'
 export {
-  MessageValidationError, SendValidationError, type InvalidMessageAction, type MessageFormat, type MessageHook, type WebSocketMessage
-} from './messages.js'
-export type { MessagesOptions } from './iterator.js'
-export { broadcast } from './broadcast.js'
+  MessageValidationError, SendValidationError, type InvalidMessageAction, type MessageFormat, type WebSocketMessage
+} from './socket/messages.js'
+export type { MessagesOptions } from './socket/iterator.js'
+export { broadcast } from './pubsub/broadcast.js'
 export type { WebSocketApp, WebSocketTopics } from './plugin.js'
 export type { WebSocketAppStats } from './registry.js'
 export {
@@ -38,9 +39,9 @@ export {
 export { LocalBroker, type Broker, type BrokerContext, type BrokerMessage } from './pubsub/broker.js'
 export { MAX_TOPIC_BYTES } from './pubsub/topics.js'
 export type { FastifyRfc6455Options, OriginCheck, ProtocolChooser, WebSocketOptions } from './options.js'
-export type { WebSocketHandler } from './upgrade.js'
+export type { WebSocketHandler } from './handshake/upgrade.js'
 export { FastifyWebSocketError, HandshakeRefusedError } from './errors.js'
-export { InjectedWebSocket, type InjectedWebSocketEvents, type InjectWSOptions } from './inject.js'
+export { InjectedWebSocket, type InjectedWebSocketEvents, type InjectWSOptions } from './handshake/inject.js'
 export { CloseCode, Opcode } from './protocol/constants.js'
 export { ProtocolError } from './protocol/errors.js'
 

@@ -1,8 +1,9 @@
 import { inspect } from 'node:util'
 import type { FastifyRequest } from 'fastify'
-import type { ConnectionLimits } from './connection.js'
+import type { ConnectionLimits } from './transport/connection.js'
 import { invalidOptionError, unknownOptionError } from './errors.js'
-import type { InvalidMessageAction, MessageFormat, MessageHook, PipelineOptions } from './messages.js'
+import type { InvalidMessageAction, MessageFormat, PipelineOptions } from './socket/messages.js'
+import type { MessageHook, WebSocket } from './socket/websocket.js'
 import type { PerMessageDeflateOptions } from './protocol/permessage-deflate.js'
 import type { Broker } from './pubsub/broker.js'
 
@@ -124,7 +125,7 @@ export interface FastifyRfc6455Options extends Omit<WebSocketOptions, 'messages'
 }
 
 /** Options resolved for one route: every limit set. */
-export interface ResolvedOptions extends ConnectionLimits, PipelineOptions {
+export interface ResolvedOptions extends ConnectionLimits, PipelineOptions<WebSocket<unknown>> {
   protocols: WebSocketOptions['protocols']
   origin: WebSocketOptions['origin']
   /** null when permessage-deflate is off. */

@@ -1,5 +1,8 @@
+import { publishClose, publishError } from './diagnostics.js'
+import type { ProtocolError } from './protocol/errors.js'
 import type { TopicTable } from './pubsub/topics.js'
-import type { WebSocket, WebSocketStats } from './websocket.js'
+import type { SendOptions, WebSocketData } from './socket/payload.js'
+import type { SocketOwner, WebSocket, WebSocketStats } from './socket/websocket.js'
 
 /**
  * `app.websocket.stats()`: gauges and counters of one app's WebSockets, on
@@ -17,34 +20,53 @@ export interface WebSocketAppStats extends WebSocketStats {
  * The open WebSockets of one app and its topic table: sockets join when
  * their 101 is written and leave when their transport closes. Keeps the
  * per-route gauges and the counters of closed sockets, so that
- * `stats()` costs nothing per message.
+ * `stats()` costs nothing per message, and publishes the sockets' close and
+ * error diagnostics.
  */
-export class SocketRegistry {
+export class SocketRegistry implements SocketOwner {
   readonly sockets = new Set<WebSocket>()
   readonly topics: TopicTable
   private readonly perRoute = new Map<string, number>()
-  private readonly closed: WebSocketStats = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
+  private readonly closedTotals: WebSocketStats = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
 
   constructor (topics: TopicTable) {
     this.topics = topics
   }
 
-  add (socket: WebSocket): void {
+  opened (socket: WebSocket): void {
     this.sockets.add(socket)
     this.perRoute.set(socket.route, (this.perRoute.get(socket.route) ?? 0) + 1)
   }
 
-  delete (socket: WebSocket): void {
-    if (!this.sockets.delete(socket)) return
-    const left = (this.perRoute.get(socket.route) ?? 1) - 1
-    if (left === 0) this.perRoute.delete(socket.route)
-    else this.perRoute.set(socket.route, left)
-    addStats(this.closed, socket.stats)
+  closed (socket: WebSocket, code: number, reason: string, initiator: 'server' | 'client' | null): void {
+    if (this.sockets.delete(socket)) {
+      const left = (this.perRoute.get(socket.route) ?? 1) - 1
+      if (left === 0) this.perRoute.delete(socket.route)
+      else this.perRoute.set(socket.route, left)
+      addStats(this.closedTotals, socket.stats)
+    }
+    publishClose(socket, code, reason, initiator)
+  }
+
+  failed (socket: WebSocket, error: ProtocolError): void {
+    publishError(socket, error)
+  }
+
+  subscribe (socket: WebSocket, topic: string): boolean {
+    return this.topics.subscribe(socket, topic)
+  }
+
+  unsubscribe (socket: WebSocket, topic: string): boolean {
+    return this.topics.unsubscribe(socket, topic)
+  }
+
+  publish (topic: string, data: WebSocketData, options: SendOptions | undefined, from: WebSocket | undefined): number {
+    return this.topics.publish(topic, data, options, from)
   }
 
   /** The app's gauges and counters now; walks the open sockets once. */
   stats (): WebSocketAppStats {
-    const totals = { ...this.closed }
+    const totals = { ...this.closedTotals }
     for (const socket of this.sockets) addStats(totals, socket.stats)
     return { open: this.sockets.size, routes: Object.fromEntries(this.perRoute), ...totals }
   }

@@ -1,8 +1,9 @@
 import { Buffer } from 'node:buffer'
-import { broadcastPayload } from '../broadcast.js'
+import { broadcastPayload } from './broadcast.js'
 import { topicError } from '../errors.js'
 import { Opcode } from '../protocol/constants.js'
-import { toPayload, type SendOptions, type WebSocket, type WebSocketData } from '../websocket.js'
+import { toPayload, type SendOptions, type WebSocketData } from '../socket/payload.js'
+import type { WebSocket } from '../socket/websocket.js'
 import type { Broker, BrokerMessage } from './broker.js'
 
 /** Longest topic, in bytes of UTF-8. */

@@ -1,8 +1,8 @@
 import { Buffer } from 'node:buffer'
-import { CloseCode, Opcode } from './protocol/constants.js'
-import { ProtocolError } from './protocol/errors.js'
-import type { PerMessageDeflate } from './protocol/permessage-deflate.js'
-import { ReadyState, Session, type SessionIO } from './protocol/session.js'
+import { CloseCode, Opcode } from '../protocol/constants.js'
+import { ProtocolError } from '../protocol/errors.js'
+import type { PerMessageDeflate } from '../protocol/permessage-deflate.js'
+import { ReadyState, Session, type SessionIO } from '../protocol/session.js'
 import type { ByteStream, Transport } from './transport.js'
 
 /** Limits and timers of one connection; all sizes in bytes, all times in milliseconds. */

@@ -1,8 +1,7 @@
 import type { FastifyRequest, FastifySchemaValidationError } from 'fastify'
-import { FastifyWebSocketError } from './errors.js'
-import { CloseCode } from './protocol/constants.js'
-import { ProtocolError } from './protocol/errors.js'
-import type { WebSocket } from './websocket.js'
+import { FastifyWebSocketError } from '../errors.js'
+import { CloseCode } from '../protocol/constants.js'
+import { ProtocolError } from '../protocol/errors.js'
 
 /**
  * One message, as the async iterator yields it and `onMessage` hooks see it.
@@ -16,14 +15,11 @@ export interface WebSocketMessage<Data = Buffer> {
 }
 
 /**
- * A per-message hook (`onMessage`, plugin or route option): runs after
- * parsing and validation, before the `message` listeners or the iterator.
- * It may change `message.data`, return (or resolve to) `false` to drop the
- * message, or close the socket. A throw or a rejection fails the connection
- * with 1011 and is logged once, as a listener's. While an async hook runs,
- * later messages wait (in order) and reading from the peer pauses.
+ * A per-message hook over the socket type `S`: the shape of MessageHook
+ * (lib/socket/websocket.ts), which this module cannot name without
+ * importing the socket that imports it.
  */
-export type MessageHook = (message: WebSocketMessage<unknown>, socket: WebSocket<unknown>, request: FastifyRequest) =>
+export type SocketMessageHook<S> = (message: WebSocketMessage<unknown>, socket: S, request: FastifyRequest) =>
   void | boolean | Promise<void | boolean>
 
 /**
@@ -102,15 +98,15 @@ export interface PipelineSocket {
  * validator compiler), hooks (plugin's, then route's). One per connection;
  * none when the route has no step, so that path costs nothing.
  */
-export class MessagePipeline {
+export class MessagePipeline<S extends PipelineSocket> {
   /** `invalidMessages: 'emit'`: a refused message is emitted as `invalid` instead of failing the connection. */
   readonly emitInvalid: boolean
   private readonly json: boolean
   private readonly validate: Validate | null
-  private readonly hooks: MessageHook[]
+  private readonly hooks: Array<SocketMessageHook<S>>
   private readonly request: FastifyRequest
 
-  constructor (json: boolean, emitInvalid: boolean, validate: Validate | null, hooks: MessageHook[], request: FastifyRequest) {
+  constructor (json: boolean, emitInvalid: boolean, validate: Validate | null, hooks: Array<SocketMessageHook<S>>, request: FastifyRequest) {
     this.emitInvalid = emitInvalid
     this.json = json
     this.validate = validate
@@ -119,7 +115,7 @@ export class MessagePipeline {
   }
 
   /** Runs the steps; a promise when a validator or a hook returned one. Throws (or rejects) what a hook throws. */
-  run (socket: WebSocket<unknown> & PipelineSocket, data: Buffer, isBinary: boolean): Outcome | Promise<Outcome> {
+  run (socket: S, data: Buffer, isBinary: boolean): Outcome | Promise<Outcome> {
     const message: WebSocketMessage<unknown> = { data, isBinary }
     if (this.json) {
       if (isBinary) {
@@ -153,7 +149,7 @@ export class MessagePipeline {
     return this.runHooks(socket, message, 0)
   }
 
-  private runHooks (socket: WebSocket<unknown>, message: WebSocketMessage<unknown>, from: number): Outcome | Promise<Outcome> {
+  private runHooks (socket: S, message: WebSocketMessage<unknown>, from: number): Outcome | Promise<Outcome> {
     const hooks = this.hooks
     for (let i = from; i < hooks.length; i++) {
       const result = hooks[i](message, socket, this.request)
@@ -214,11 +210,11 @@ function isThenable (value: unknown): value is PromiseLike<unknown> {
 }
 
 /** A route's resolved message options (lib/options.ts). */
-export interface PipelineOptions {
+export interface PipelineOptions<S> {
   messages: MessageFormat
   invalidMessages: InvalidMessageAction
   /** The plugin's hooks, then the route's. */
-  onMessage: MessageHook[]
+  onMessage: Array<SocketMessageHook<S>>
   /** The route's `schema.message`; undefined when none. */
   messageSchema: unknown
 }
@@ -231,7 +227,7 @@ export interface PipelineOptions {
  * the default Ajv with the app's `ajv` options and the schemas added with
  * `addSchema()`; Fastify caches it per route. Throws the compiler's error.
  */
-export function createPipeline (options: PipelineOptions, request: FastifyRequest): MessagePipeline | null {
+export function createPipeline<S extends PipelineSocket> (options: PipelineOptions<S>, request: FastifyRequest): MessagePipeline<S> | null {
   const json = options.messages === 'json'
   if (!json && options.onMessage.length === 0) return null
   const schema = options.messageSchema

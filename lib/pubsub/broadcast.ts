@@ -1,6 +1,7 @@
-import { Opcode } from './protocol/constants.js'
-import { encodeHeader } from './protocol/frame.js'
-import { toPayload, type SendOptions, type WebSocket, type WebSocketData } from './websocket.js'
+import { Opcode } from '../protocol/constants.js'
+import { encodeHeader } from '../protocol/frame.js'
+import { toPayload, type SendOptions, type WebSocketData } from '../socket/payload.js'
+import type { WebSocket } from '../socket/websocket.js'
 
 /**
  * Sends one message to many sockets, framed once: the payload is encoded

@@ -6,11 +6,11 @@ import {
 } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
-import { publishRefused } from './diagnostics.js'
-import { notWebSocketRouteError } from './errors.js'
-import { type HandshakeOffer, type HandshakeRefusal, validateExtendedConnect } from './protocol/handshake.js'
-import type { RouteMatcher } from './route.js'
-import { Http2Transport, type Transport } from './transport.js'
+import { publishRefused } from '../diagnostics.js'
+import { notWebSocketRouteError } from '../errors.js'
+import { type HandshakeOffer, type HandshakeRefusal, validateExtendedConnect } from '../protocol/handshake.js'
+import type { RouteMatcher } from './matcher.js'
+import { Http2Transport, type Transport } from '../transport/transport.js'
 import { type HandshakeRequest, kHandshake, type PendingHandshake } from './upgrade.js'
 
 /** WebSockets over HTTP/2 on the app's server, stopped by `close()`. */

@@ -2,20 +2,19 @@ import { type IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteGenericInterface } from 'fastify'
-import { Connection } from './connection.js'
-import { noteRefusal, publishOpen, publishRefused } from './diagnostics.js'
-import { notWebSocketRouteError, protocolChoiceError } from './errors.js'
-import type { ResolvedOptions } from './options.js'
-import { negotiateDeflate, PerMessageDeflate } from './protocol/permessage-deflate.js'
+import { Connection } from '../transport/connection.js'
+import { noteRefusal, publishOpen, publishRefused } from '../diagnostics.js'
+import { notWebSocketRouteError, protocolChoiceError } from '../errors.js'
+import type { ResolvedOptions } from '../options.js'
+import { negotiateDeflate, PerMessageDeflate } from '../protocol/permessage-deflate.js'
 import {
   type HandshakeAccept, type HandshakeOffer, type HandshakeRefusal, isRefusal, refusalResponse, switchingProtocols,
   validateHandshake
-} from './protocol/handshake.js'
-import type { SocketRegistry } from './registry.js'
-import type { RouteMatcher } from './route.js'
-import { TcpTransport, type MemoryTransport, type Transport } from './transport.js'
-import { compileSendSchema, createPipeline } from './messages.js'
-import { WebSocket } from './websocket.js'
+} from '../protocol/handshake.js'
+import type { RouteMatcher } from './matcher.js'
+import { TcpTransport, type MemoryTransport, type Transport } from '../transport/transport.js'
+import { compileSendSchema, createPipeline } from '../socket/messages.js'
+import { type SocketOwner, WebSocket } from '../socket/websocket.js'
 
 /**
  * What the listener that took a handshake leaves on the request for the
@@ -156,7 +155,7 @@ export function webSocketRouteHandler (
   wsHandler: WebSocketHandler,
   httpHandler: ((this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) => unknown) | undefined,
   options: ResolvedOptions,
-  registry: SocketRegistry
+  owner: SocketOwner
 ) {
   return function handler (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): unknown {
     const upgrade = (request.raw as HandshakeRequest)[kHandshake]
@@ -170,7 +169,7 @@ export function webSocketRouteHandler (
       }
       return upgradeRequired(reply)
     }
-    return accept(this, request, reply, upgrade, wsHandler, options, registry) ?? reply
+    return accept(this, request, reply, upgrade, wsHandler, options, owner) ?? reply
   }
 }
 
@@ -206,7 +205,7 @@ function accept (
   upgrade: PendingHandshake,
   wsHandler: WebSocketHandler,
   options: ResolvedOptions,
-  registry: SocketRegistry
+  owner: SocketOwner
 ): Promise<void> | undefined {
   const handshake = upgrade.validate(request.raw)
   if (isRefusal(handshake)) {
@@ -231,7 +230,7 @@ function accept (
     const extensions = negotiated?.response ?? ''
     reply.hijack()
     const transport = upgrade.open(reply.raw, protocol, extensions)
-    const ws = new WebSocket(protocol ?? '', extensions, request, registry)
+    const ws = new WebSocket(protocol ?? '', extensions, request, owner)
     ws.usePipeline(pipeline, sendValidator)
     ws.attach(new Connection(transport, ws, options, deflate))
     publishOpen(ws, request)

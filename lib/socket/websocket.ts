@@ -1,18 +1,17 @@
 import { Buffer } from 'node:buffer'
 import { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import { type Connection, PauseReason } from './connection.js'
-import { publishClose, publishError } from './diagnostics.js'
-import { closeCodeError, closeReasonError, controlPayloadError, sendDataError } from './errors.js'
+import { type Connection, PauseReason } from '../transport/connection.js'
+import { closeCodeError, closeReasonError, controlPayloadError, sendDataError } from '../errors.js'
 import { MessageIterator, type MessagesOptions } from './iterator.js'
 import {
   checkSend, iteratorActiveError, type MessagePipeline, type MessageValidationError, type Outcome, type Validate, type WebSocketMessage
 } from './messages.js'
-import { MAX_CLOSE_REASON, isValidWireCode } from './protocol/close.js'
-import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from './protocol/constants.js'
-import { ProtocolError } from './protocol/errors.js'
-import { ReadyState } from './protocol/session.js'
-import type { SocketRegistry } from './registry.js'
+import { MAX_CLOSE_REASON, isValidWireCode } from '../protocol/close.js'
+import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js'
+import { ProtocolError } from '../protocol/errors.js'
+import { ReadyState } from '../protocol/session.js'
+import { toPayload, type SendOptions, type WebSocketData } from './payload.js'
 
 /**
  * Events of a WebSocket, with their arguments. `Message`: what `message`
@@ -60,17 +59,34 @@ export interface WebSocketStats {
   bytesOut: number
 }
 
-/** What `send()` takes: a string goes as a text message, bytes as a binary one. */
-export type WebSocketData = string | Buffer | ArrayBuffer | ArrayBufferView
+/**
+ * A per-message hook (`onMessage`, plugin or route option): runs after
+ * parsing and validation, before the `message` listeners or the iterator.
+ * It may change `message.data`, return (or resolve to) `false` to drop the
+ * message, or close the socket. A throw or a rejection fails the connection
+ * with 1011 and is logged once, as a listener's. While an async hook runs,
+ * later messages wait (in order) and reading from the peer pauses.
+ */
+export type MessageHook = (message: WebSocketMessage<unknown>, socket: WebSocket<unknown>, request: FastifyRequest) =>
+  void | boolean | Promise<void | boolean>
 
-/** Per-message options of `send()`. */
-export interface SendOptions {
-  /**
-   * With permessage-deflate negotiated: compress this message (true) or not
-   * (false), whatever its size. Default: compress when it is at least
-   * `threshold` bytes (RFC 7692).
-   */
-  compress?: boolean
+/**
+ * @internal What a socket needs of the app that holds it: the set of open
+ * sockets, the topic table and the diagnostics channels (lib/registry.ts).
+ */
+export interface SocketOwner {
+  /** The 101 is written: `socket` joins the open set. */
+  opened (socket: WebSocket): void
+  /** The transport closed; `initiator`: who sent the first close frame, null when none was. */
+  closed (socket: WebSocket, code: number, reason: string, initiator: 'server' | 'client' | null): void
+  /** The connection failed (RFC 6455 §7.1.7). */
+  failed (socket: WebSocket, error: ProtocolError): void
+  /** Adds `socket` to `topic`'s subscribers; false when it already was one. Throws FST_WS_INVALID_TOPIC. */
+  subscribe (socket: WebSocket, topic: string): boolean
+  /** Removes `socket` from `topic`'s subscribers; false when it was not one. */
+  unsubscribe (socket: WebSocket, topic: string): boolean
+  /** Publishes to `topic` on every instance, `from` excluded; how many sockets of this instance took it. */
+  publish (topic: string, data: WebSocketData, options: SendOptions | undefined, from: WebSocket | undefined): number
 }
 
 /**
@@ -97,7 +113,7 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
   /** @internal When the 101 was written, in ms since the epoch. */
   readonly openedAt = Date.now()
   private readonly log: FastifyBaseLogger
-  private readonly registry: SocketRegistry
+  private readonly owner: SocketOwner
   /** The topics this socket is subscribed to; null when none (an idle socket holds no Set). */
   private subscriptions: Set<string> | null = null
   private connection!: Connection
@@ -108,7 +124,7 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
   private queue: Array<[unknown, boolean, boolean]> | null = null
   private needDrain = false
   /** Parse, validate, hooks (lib/messages.ts); null when the route has none of them. */
-  private pipeline: MessagePipeline | null = null
+  private pipeline: MessagePipeline<WebSocket<unknown>> | null = null
   /** The route's `schema.send`, compiled; null when none or `validateSend` is false. */
   private sendValidator: Validate | null = null
   /** An async step of the pipeline is running: later messages wait behind it. */
@@ -120,9 +136,9 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
 
   /**
    * @internal Created by the plugin once the 101 is written, for the
-   * handshake `request` (not kept); `registry` holds the app's open sockets and topics.
+   * handshake `request` (not kept); `owner` holds the app's open sockets and topics.
    */
-  constructor (protocol: string, extensions: string, request: FastifyRequest, registry: SocketRegistry) {
+  constructor (protocol: string, extensions: string, request: FastifyRequest, owner: SocketOwner) {
     // A listener's rejected promise goes to [EventEmitter.captureRejectionSymbol], not to the process.
     super({ captureRejections: true })
     this.protocol = protocol
@@ -130,7 +146,7 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
     this.route = request.routeOptions.url ?? ''
     this.requestId = request.id
     this.log = request.log
-    this.registry = registry
+    this.owner = owner
     // 'newListener' is EventEmitter's own event, outside WebSocketEvents.
     const emitter: EventEmitter = this
     emitter.on('newListener', onNewListener)
@@ -139,7 +155,7 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
   /** @internal Binds the connection, once, right after construction. */
   attach (connection: Connection): void {
     this.connection = connection
-    this.registry.add(this.held)
+    this.owner.opened(this.held)
   }
 
   /** This socket as the registry and the topic table hold it, whatever its messages carry. */
@@ -148,7 +164,7 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
   }
 
   /** @internal Sets the route's message pipeline and `schema.send` validator, before any message. */
-  usePipeline (pipeline: MessagePipeline | null, sendValidator: Validate | null): void {
+  usePipeline (pipeline: MessagePipeline<WebSocket<unknown>> | null, sendValidator: Validate | null): void {
     this.pipeline = pipeline
     this.sendValidator = sendValidator
   }
@@ -235,7 +251,7 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
    */
   subscribe (topic: string): boolean {
     if (this.connection.session.readyState !== ReadyState.OPEN) return false
-    if (!this.registry.topics.subscribe(this.held, topic)) return false
+    if (!this.owner.subscribe(this.held, topic)) return false
     ;(this.subscriptions ??= new Set()).add(topic)
     return true
   }
@@ -244,7 +260,7 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
   unsubscribe (topic: string): boolean {
     if (this.subscriptions === null || !this.subscriptions.delete(topic)) return false
     if (this.subscriptions.size === 0) this.subscriptions = null
-    return this.registry.topics.unsubscribe(this.held, topic)
+    return this.owner.unsubscribe(this.held, topic)
   }
 
   /** Whether this socket is subscribed to `topic`. */
@@ -260,7 +276,7 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
    * FST_WS_INVALID_TOPIC as `subscribe()` does.
    */
   publish (topic: string, data: WebSocketData, options?: SendOptions): number {
-    return this.registry.topics.publish(topic, data, options, this.held)
+    return this.owner.publish(topic, data, options, this.held)
   }
 
   /** Sends a ping with up to 125 bytes of application data (RFC 6455 §5.5.2). */
@@ -355,7 +371,7 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
     } else {
       this.log.info({ code: error.code, closeCode: error.closeCode }, `WebSocket failed: ${error.message}`)
     }
-    publishError(this.held, error)
+    this.owner.failed(this.held, error)
     if (this.listenerCount('error') > 0) this.guard(() => this.emit('error', error))
   }
 
@@ -368,9 +384,8 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
 
   /** @internal */
   onClose (code: number, reason: string): void {
-    this.registry.delete(this.held)
     this.leaveTopics()
-    publishClose(this.held, code, reason, this.connection.session.initiator)
+    this.owner.closed(this.held, code, reason, this.connection.session.initiator)
     this.guard(() => this.emit('close', code, reason))
     if (this.iterator !== null) this.flushQueue()
   }
@@ -457,7 +472,7 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
     if (this.refused) return
     let outcome: Outcome | Promise<Outcome>
     try {
-      outcome = (this.pipeline as MessagePipeline).run(this as WebSocket<unknown>, data, isBinary)
+      outcome = (this.pipeline as MessagePipeline<WebSocket<unknown>>).run(this as WebSocket<unknown>, data, isBinary)
     } catch (error) {
       this.listenerFailed(error)
       return
@@ -493,7 +508,7 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
     const subscriptions = this.subscriptions
     if (subscriptions === null) return
     this.subscriptions = null
-    for (const topic of subscriptions) this.registry.topics.unsubscribe(this.held, topic)
+    for (const topic of subscriptions) this.owner.unsubscribe(this.held, topic)
   }
 
   private control (opcode: number, data: WebSocketData | undefined): boolean {
@@ -546,16 +561,4 @@ function flushQueue (socket: WebSocket): void {
 
 function closeNormally (socket: WebSocket): void {
   if (socket.readyState === ReadyState.OPEN) socket.close(CloseCode.NormalClosure)
-}
-
-/** A message's payload: a string's UTF-8 bytes, or the bytes given, not copied. */
-export function toPayload (data: WebSocketData): Buffer {
-  return typeof data === 'string' ? Buffer.from(data, 'utf8') : toBuffer(data)
-}
-
-function toBuffer (data: Exclude<WebSocketData, string>): Buffer {
-  if (Buffer.isBuffer(data)) return data
-  if (data instanceof ArrayBuffer) return Buffer.from(data)
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
-  throw sendDataError()
 }

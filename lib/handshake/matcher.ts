@@ -1,0 +1,73 @@
+import type { IncomingMessage } from 'node:http'
+import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
+
+/**
+ * The paths of the `ws: true` routes, in a router of their own (a Fastify
+ * instance that never listens, so matching follows Fastify's rules for
+ * params, wildcards and constraints). The upgrade listener asks it whether
+ * an upgrade request is ours before handing it to the app's router, which
+ * then routes it for real. It ignores trailing slashes: Fastify adds
+ * `prefix + '/'` for a prefixed '/' route without telling `onRoute`, and a
+ * path the app's router does not take still gets the app's 404.
+ */
+export class RouteMatcher {
+  private readonly router: FastifyInstance
+  /**
+   * The plain paths of routes without constraints (`/chat`, not `/chat/:room`):
+   * a request for one of these exact paths matches without a router lookup,
+   * which the router would answer the same way.
+   */
+  private readonly plainPaths = new Set<string>()
+
+  constructor (routerOptions: object | undefined) {
+    this.router = Fastify({ routerOptions: { ...routerOptions, ignoreTrailingSlash: true } })
+  }
+
+  add (url: string, constraints: RouteOptions['constraints']): void {
+    if ((constraints === undefined || Object.keys(constraints).length === 0) && PLAIN_PATH.test(url)) this.plainPaths.add(url)
+    if (this.router.hasRoute({ method: 'GET', url, constraints })) return
+    this.router.get(url, { constraints }, noop)
+  }
+
+  matches (request: IncomingMessage): boolean {
+    // An Accept-Version header keeps the routes without a version from matching (find-my-way's version constraint).
+    if (this.plainPaths.size > 0 && request.headers['accept-version'] === undefined) {
+      if (this.plainPaths.has(pathOf(request))) return true
+    }
+    return this.router.findRoute(routeOf(request)) !== null
+  }
+
+  /**
+   * Whether `app` routes the upgrade request to a GET route of its own: one
+   * declared without `ws`, or with it before the plugin could see it.
+   */
+  appMatches (app: FastifyInstance, request: IncomingMessage): boolean {
+    return app.findRoute(routeOf(request)) !== null
+  }
+}
+
+/**
+ * What a router matches an upgrade request (or an HTTP/2 extended CONNECT)
+ * against, for `findRoute()`: GET, the path without the query, and the host
+ * and version constraints.
+ */
+function routeOf (request: IncomingMessage): { method: 'GET', url: string, constraints: Record<string, string> } {
+  const constraints: Record<string, string> = {}
+  // HTTP/2 carries the host in :authority (RFC 7540 §8.1.2.3).
+  const host = request.headers.host ?? request.headers[':authority']
+  if (typeof host === 'string') constraints.host = host
+  const version = request.headers['accept-version']
+  if (typeof version === 'string') constraints.version = version
+  return { method: 'GET', url: pathOf(request), constraints }
+}
+
+/** The request-target without its query. */
+function pathOf (request: IncomingMessage): string {
+  const url = request.url ?? '/'
+  const query = url.indexOf('?')
+  return query === -1 ? url : url.slice(0, query)
+}
+
+const PLAIN_PATH = /^\/[A-Za-z0-9\-._~/]*$/
+
+function noop (): void {}
