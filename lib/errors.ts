@@ -9,8 +9,9 @@ import { Buffer } from 'node:buffer'
 export class FastifyWebSocketError extends Error {
   readonly code: string
 
-  constructor (code: string, message: string) {
-    super(message)
+  /** `options.cause`: the error that led to this one (a Redis client's, for FST_WS_REDIS_CONNECT). */
+  constructor (code: string, message: string, options?: ErrorOptions) {
+    super(message, options)
     this.name = 'FastifyWebSocketError'
     this.code = code
   }
@@ -24,6 +25,32 @@ export function routeMethodError (method: string, url: string): FastifyWebSocket
 /** A `ws: true` route without a WebSocket handler. */
 export function routeHandlerError (url: string): FastifyWebSocketError {
   return new FastifyWebSocketError('FST_WS_ROUTE_HANDLER', `WebSocket route GET ${url}: wsHandler must be a function`)
+}
+
+/**
+ * A route declared with `websocket: true` (@fastify/websocket's option) or
+ * with `wsHandler` but without `ws`: Fastify would keep it as a plain HTTP route.
+ */
+export function routeWsMissingError (url: string, given: string): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_ROUTE_WS_MISSING', `route ${url} has ${given} but no ws: did you mean \`ws: true\`? ` +
+    '(fastify-rfc6455 takes ws: true or ws: { ...options }; fastify-rfc6455/compat takes @fastify/websocket\'s route options)')
+}
+
+/**
+ * A later registration of the plugin on the same server with a `broker` or a
+ * `heartbeatInterval` other than the first's: those two serve the whole
+ * server, the other options apply to the registration's scope.
+ */
+export function serverOptionError (name: string): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_SERVER_OPTION', `fastify-rfc6455 is already registered on this server with another ${name}: ` +
+    `${name} serves every route of the server and comes from the first registration; a later registration (in a child or sibling ` +
+    'plugin) may set only the options of its routes (maxPayload, origin, protocols...)')
+}
+
+/** A broker given to a second app, or to an app after the one it served closed. */
+export function brokerStartedError (): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_BROKER_STARTED', 'this broker was already started by an app: a broker serves one app ' +
+    'once (its start() and close() are called once); create a new broker for each app, and after app.close()')
 }
 
 /** A close code an application may not send (RFC 6455 §7.4.1, §7.4.2). */
@@ -77,14 +104,18 @@ export function topicError (topic: unknown, max: number): FastifyWebSocketError 
 }
 
 /**
- * A WebSocket handshake to a GET route that is no WebSocket route: logged, as
- * the likely cause is a route declared with `ws: true` before the plugin was
+ * A WebSocket handshake to a GET route that is no WebSocket route, logged
+ * (not thrown). `suspect`: the route could have been meant as one, the
+ * likely cause being a route declared with `ws: true` before the plugin was
  * registered, which Fastify then keeps as a plain HTTP route.
  */
-export function notWebSocketRouteError (url: string): FastifyWebSocketError {
-  return new FastifyWebSocketError('FST_WS_NOT_WEBSOCKET_ROUTE', `WebSocket handshake to GET ${url}, an HTTP route: ` +
-    'a route declared with ws: true is a WebSocket route only if fastify-rfc6455 was registered, and awaited, before it ' +
-    '(await app.register(fastifyRfc6455), then declare the routes)')
+export function notWebSocketRouteError (url: string, suspect: boolean): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_NOT_WEBSOCKET_ROUTE', suspect
+    ? `WebSocket handshake to GET ${url}, an HTTP route: ` +
+      'a route declared with ws: true is a WebSocket route only if fastify-rfc6455 was registered, and awaited, before it ' +
+      '(await app.register(fastifyRfc6455), then declare the routes), and an HTTP route takes a path before a WebSocket route ' +
+      'that matches it less closely'
+    : `WebSocket handshake refused: GET ${url} is an HTTP route`)
 }
 
 /**

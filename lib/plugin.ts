@@ -8,12 +8,35 @@ import { http2WebSockets } from './handshake/http2.js'
 import { createInjector } from './handshake/inject.js'
 import type { SendOptions, WebSocketData } from './socket/payload.js'
 import type { WebSocket } from './socket/websocket.js'
-import { LocalBroker } from './pubsub/broker.js'
+import { type Broker, LocalBroker } from './pubsub/broker.js'
+import { brokerStartedError, serverOptionError } from './errors.js'
 import { TopicTable } from './pubsub/topics.js'
 import { SocketRegistry, type WebSocketAppStats } from './registry.js'
 
 /** Fastify's default bodyLimit, for apps that report none. */
 const DEFAULT_BODY_LIMIT = 1024 * 1024
+
+/**
+ * What every registration of the plugin on one server shares: one `upgrade`
+ * listener (and one `connect` listener on HTTP/2), one router of WebSocket
+ * routes, the open sockets, the topics and their broker, the heartbeat and
+ * the decorators. Created by the first registration, which runs it until the
+ * app closes.
+ */
+interface ServerState {
+  readonly matcher: RouteMatcher
+  readonly registry: SocketRegistry
+  readonly broker: Broker
+  readonly heartbeatInterval: number
+  readonly websocket: WebSocketApp
+  readonly injectWS: ReturnType<typeof createInjector>
+}
+
+/** The state of each server the plugin is registered on. */
+const servers = new WeakMap<object, ServerState>()
+
+/** Every broker started by an app: a broker serves one app, once. */
+const startedBrokers = new WeakSet<Broker>()
 
 /**
  * The plugin: an `onRoute` hook that turns `ws: true` routes into WebSocket
@@ -22,34 +45,64 @@ const DEFAULT_BODY_LIMIT = 1024 * 1024
  * `preClose` hook that closes every open WebSocket with 1001 (Going Away)
  * when the app closes, waiting for the closing handshakes up to the close
  * timeout. Register it before the routes that use it.
+ *
+ * Registered again in a child or sibling plugin, it shares the first
+ * registration's listeners, sockets, topics and broker, and its options
+ * apply to the routes of its own scope (the innermost registration wins).
+ * `broker` and `heartbeatInterval` serve the whole server: a later
+ * registration that sets another throws FST_WS_SERVER_OPTION. A broker
+ * already started by an app throws FST_WS_BROKER_STARTED.
  */
 export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455Options): Promise<void> {
   validatePluginOptions(options)
+  const state = servers.get(fastify.server) ?? await startServer(fastify, options)
+  if (options.broker !== undefined && options.broker !== state.broker) throw serverOptionError('broker')
+  if (options.heartbeatInterval !== undefined && options.heartbeatInterval !== state.heartbeatInterval) {
+    throw serverOptionError('heartbeatInterval')
+  }
+  if (!fastify.hasDecorator('websocket')) {
+    const sockets = state.registry.sockets
+    fastify.decorate('websocketClients', { getter: () => sockets as ReadonlySet<WebSocket> })
+    fastify.decorate('websocket', state.websocket)
+    fastify.decorate('injectWS', state.injectWS)
+  }
+  acceptWsHandlerOnlyRoutes(fastify)
+  const config = fastify.initialConfig as { bodyLimit?: number }
+  fastify.addHook('onRoute', createRouteHook(fastify, options, config.bodyLimit ?? DEFAULT_BODY_LIMIT, state.matcher, state.registry))
+}
+
+/** The first registration on `fastify.server`: starts the broker, listens for handshakes, and stops it all when the app closes. */
+async function startServer (fastify: FastifyInstance, options: FastifyRfc6455Options): Promise<ServerState> {
   const broker = options.broker ?? new LocalBroker()
+  if (startedBrokers.has(broker)) throw brokerStartedError()
+  startedBrokers.add(broker)
   const topics = new TopicTable(broker)
   const registry = new SocketRegistry(topics)
   const sockets = registry.sockets
   await broker.start({ deliver: (message) => topics.deliver(message), log: fastify.log })
-  const config = fastify.initialConfig as { bodyLimit?: number, routerOptions?: object }
+  const config = fastify.initialConfig as { routerOptions?: object }
   const matcher = new RouteMatcher(config.routerOptions)
-  fastify.decorate('websocketClients', { getter: () => sockets as ReadonlySet<WebSocket> })
-  const websocket: WebSocketApp = {
-    publish: (topic, data, sendOptions) => topics.publish(topic, data, sendOptions, undefined),
-    subscriberCount: (topic) => topics.subscriberCount(topic),
-    stats: () => registry.stats()
+  const heartbeatInterval = options.heartbeatInterval ?? DEFAULTS.heartbeatInterval
+  const state: ServerState = {
+    matcher,
+    registry,
+    broker,
+    heartbeatInterval,
+    websocket: {
+      publish: (topic, data, sendOptions) => topics.publish(topic, data, sendOptions, undefined),
+      subscriberCount: (topic) => topics.subscriberCount(topic),
+      stats: () => registry.stats()
+    },
+    injectWS: createInjector(fastify, matcher)
   }
-  fastify.decorate('websocket', websocket)
-  fastify.decorate('injectWS', createInjector(fastify, matcher))
-  acceptWsHandlerOnlyRoutes(fastify)
-  fastify.addHook('onRoute', createRouteHook(options, config.bodyLimit ?? DEFAULT_BODY_LIMIT, matcher, registry))
+  servers.set(fastify.server, state)
 
   const onUpgrade = createUpgradeListener(fastify, matcher)
   fastify.server.on('upgrade', onUpgrade)
   const http2 = http2WebSockets(fastify, matcher)
 
-  const interval = options.heartbeatInterval ?? DEFAULTS.heartbeatInterval
-  const heartbeat = interval > 0
-    ? setInterval(() => { for (const socket of sockets) socket.heartbeat() }, interval).unref()
+  const heartbeat = heartbeatInterval > 0
+    ? setInterval(() => { for (const socket of sockets) socket.heartbeat() }, heartbeatInterval).unref()
     : undefined
 
   fastify.addHook('preClose', async () => {
@@ -66,7 +119,11 @@ export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455O
     await Promise.all(closed)
   })
   // onClose runs after every preClose hook: the sockets have left their topics.
-  fastify.addHook('onClose', async () => { await broker.close() })
+  fastify.addHook('onClose', async () => {
+    servers.delete(fastify.server)
+    await broker.close()
+  })
+  return state
 }
 
 /** `app.websocket`: publishing to the topics of every socket of the app. */

@@ -7,11 +7,10 @@ import {
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { publishRefused } from '../diagnostics.js'
-import { notWebSocketRouteError } from '../errors.js'
 import { type HandshakeOffer, type HandshakeRefusal, validateExtendedConnect } from '../protocol/handshake.js'
 import type { RouteMatcher } from './matcher.js'
 import { Http2Transport, type Transport } from '../transport/transport.js'
-import { type HandshakeRequest, kHandshake, type PendingHandshake } from './upgrade.js'
+import { type HandshakeRequest, kHandshake, notFound, type PendingHandshake } from './upgrade.js'
 
 /** WebSockets over HTTP/2 on the app's server, stopped by `close()`. */
 export interface Http2WebSockets {
@@ -56,18 +55,14 @@ export function http2WebSockets (fastify: FastifyInstance, matcher: RouteMatcher
     const raw = request as unknown as HandshakeRequest
     // Upgrade tokens compare case-insensitively, as in RFC 6455's `Upgrade: websocket`.
     const isWebSocket = String(raw.headers[':protocol']).toLowerCase() === 'websocket'
-    if (!isWebSocket || !matcher.matches(raw)) {
+    const lookup = isWebSocket ? matcher.lookup(fastify, raw) : undefined
+    if (lookup?.kind !== 'websocket') {
       if (server.listenerCount('connect') > 1) return
-      if (!isWebSocket) {
+      if (lookup === undefined) {
         fastify.log.info({ url: raw.url }, 'CONNECT refused: :protocol is not websocket')
         refuse(raw, response, { status: 405, headers: {}, reason: 'CONNECT is allowed only with :protocol websocket (RFC 8441)' })
       } else {
-        if (matcher.appMatches(fastify, raw)) {
-          fastify.log.warn({ err: notWebSocketRouteError(raw.url ?? '/') }, 'WebSocket handshake refused: not a WebSocket route')
-        } else {
-          fastify.log.info({ url: raw.url }, 'WebSocket handshake refused: no WebSocket route')
-        }
-        refuse(raw, response, { status: 404, headers: {}, reason: 'Not Found' })
+        refuse(raw, response, notFound(fastify, matcher, raw, lookup))
       }
       return
     }

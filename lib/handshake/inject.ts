@@ -71,8 +71,9 @@ export function createInjector (fastify: FastifyInstance, matcher: RouteMatcher)
     request.rawHeaders = Object.entries(request.headers).flatMap(([name, value]) => [name, String(value)])
     request.push(null)
     const client = new InjectedWebSocket(clientEnd, acceptKey(key))
-    if (!matcher.matches(request)) {
-      const refusal = notFound(fastify, matcher, request)
+    const lookup = matcher.lookup(fastify, request)
+    if (lookup.kind !== 'websocket') {
+      const refusal = notFound(fastify, matcher, request, lookup)
       serverEnd.end(refusalResponse(refusal))
       publishRefused(request, refusal.status, refusal.reason)
       return await client.opened

@@ -1,48 +1,125 @@
 import type { IncomingMessage } from 'node:http'
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
 
+/** Where the app's router takes an upgrade request (or an HTTP/2 extended CONNECT). */
+export type RouteLookup =
+  | { kind: 'websocket' }
+  | { kind: 'none' }
+  | {
+    kind: 'http'
+    /**
+     * Whether the HTTP route could have been meant as a WebSocket route: it
+     * was declared where the plugin did not see it (before it was registered,
+     * or in a scope without it), or it takes a path that a WebSocket route
+     * matches too.
+     */
+    suspect: boolean
+    /** The route's path as the params tell it (`/chat/:room`), to log it once. */
+    route: string
+  }
+
+const WEBSOCKET_ROUTE: RouteLookup = { kind: 'websocket' }
+const NO_ROUTE: RouteLookup = { kind: 'none' }
+
+/** HTTP routes warned about, at most: past it, the 404s of further routes log at debug level. */
+const MAX_WARNED_ROUTES = 1000
+
 /**
  * The paths of the `ws: true` routes, in a router of their own (a Fastify
  * instance that never listens, so matching follows Fastify's rules for
- * params, wildcards and constraints). The upgrade listener asks it whether
- * an upgrade request is ours before handing it to the app's router, which
- * then routes it for real. It ignores trailing slashes: Fastify adds
- * `prefix + '/'` for a prefixed '/' route without telling `onRoute`, and a
- * path the app's router does not take still gets the app's 404.
+ * params, wildcards and constraints), and in another the GET routes the
+ * plugin saw declared without `ws`. The upgrade listener asks it where the
+ * app's router takes an upgrade request before handing it to that router,
+ * which then routes it for real: a request the app's router would give to
+ * another route than the WebSocket route that matches it (an HTTP route
+ * `/http` beside a WebSocket route `/*`) is no WebSocket request. It ignores
+ * trailing slashes: Fastify adds `prefix + '/'` for a prefixed '/' route
+ * without telling `onRoute`, and a path the app's router does not take still
+ * gets the app's 404.
  */
 export class RouteMatcher {
   private readonly router: FastifyInstance
+  private readonly httpRouter: FastifyInstance
   /**
    * The plain paths of routes without constraints (`/chat`, not `/chat/:room`):
    * a request for one of these exact paths matches without a router lookup,
    * which the router would answer the same way.
    */
   private readonly plainPaths = new Set<string>()
+  private readonly warned = new Set<string>()
 
   constructor (routerOptions: object | undefined) {
     this.router = Fastify({ routerOptions: { ...routerOptions, ignoreTrailingSlash: true } })
+    this.httpRouter = Fastify({ routerOptions: { ...routerOptions, ignoreTrailingSlash: true } })
   }
 
+  /** A WebSocket route. */
   add (url: string, constraints: RouteOptions['constraints']): void {
     if ((constraints === undefined || Object.keys(constraints).length === 0) && PLAIN_PATH.test(url)) this.plainPaths.add(url)
     if (this.router.hasRoute({ method: 'GET', url, constraints })) return
     this.router.get(url, { constraints }, noop)
   }
 
-  matches (request: IncomingMessage): boolean {
-    // An Accept-Version header keeps the routes without a version from matching (find-my-way's version constraint).
-    if (this.plainPaths.size > 0 && request.headers['accept-version'] === undefined) {
-      if (this.plainPaths.has(pathOf(request))) return true
-    }
-    return this.router.findRoute(routeOf(request)) !== null
+  /** A GET route declared without `ws`, after the plugin. */
+  addHttp (url: string, constraints: RouteOptions['constraints']): void {
+    if (this.httpRouter.hasRoute({ method: 'GET', url, constraints })) return
+    this.httpRouter.get(url, { constraints }, noop)
   }
 
-  /**
-   * Whether `app` routes the upgrade request to a GET route of its own: one
-   * declared without `ws`, or with it before the plugin could see it.
-   */
-  appMatches (app: FastifyInstance, request: IncomingMessage): boolean {
-    return app.findRoute(routeOf(request)) !== null
+  /** Where `app`'s router takes the upgrade request `request`. */
+  lookup (app: FastifyInstance, request: IncomingMessage): RouteLookup {
+    // An Accept-Version header keeps the routes without a version from matching (find-my-way's version constraint).
+    if (this.plainPaths.size > 0 && request.headers['accept-version'] === undefined) {
+      if (this.plainPaths.has(pathOf(request))) return WEBSOCKET_ROUTE
+    }
+    const route = routeOf(request)
+    const ours = this.router.findRoute(route)
+    const found = app.findRoute(route)
+    if (ours !== null && (found === null || sameRoute(ours.params, found.params))) return WEBSOCKET_ROUTE
+    if (found === null) return NO_ROUTE
+    const declared = this.httpRouter.findRoute(route)
+    const suspect = ours !== null || declared === null || !sameRoute(declared.params, found.params)
+    return { kind: 'http', suspect, route: patternOf(route.url, found.params) }
+  }
+
+  /** Whether this is the first warning about the HTTP route `route` (for at most 1000 routes). */
+  firstWarning (route: string): boolean {
+    if (this.warned.has(route) || this.warned.size >= MAX_WARNED_ROUTES) return false
+    this.warned.add(route)
+    return true
+  }
+}
+
+/**
+ * Whether two routers' matches of one request are the same route, by the
+ * names of their params: a static route has none, `/:room` has `room`, `/*`
+ * has `*`. (Their values may differ by a trailing slash, which one router ignores.)
+ */
+function sameRoute (a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  const keys = Object.keys(a)
+  const other = Object.keys(b)
+  return keys.length === other.length && keys.every((key, i) => key === other[i])
+}
+
+/** `path` with its params' segments named as in the route (`/chat/:room`, `/files/*`). */
+function patternOf (path: string, params: Record<string, string | undefined>): string {
+  const names = Object.keys(params)
+  if (names.length === 0) return path
+  let segments = path.split('/')
+  const wildcard = params['*']
+  if (wildcard !== undefined) segments = [...segments.slice(0, segments.length - wildcard.split('/').length), '*']
+  const named = new Map(names.filter((name) => name !== '*').map((name) => [params[name], name]))
+  return segments.map((segment) => {
+    const name = named.get(decode(segment))
+    return name === undefined ? segment : `:${name}`
+  }).join('/')
+}
+
+function decode (segment: string): string {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    return segment
   }
 }
 
@@ -68,6 +145,7 @@ function pathOf (request: IncomingMessage): string {
   return query === -1 ? url : url.slice(0, query)
 }
 
+/** A path the router takes literally: no params, wildcards, regular expressions, escapes or `;`. */
 const PLAIN_PATH = /^\/[A-Za-z0-9\-._~/]*$/
 
 function noop (): void {}

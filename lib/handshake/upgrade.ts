@@ -11,7 +11,7 @@ import {
   type HandshakeAccept, type HandshakeOffer, type HandshakeRefusal, isRefusal, refusalResponse, switchingProtocols,
   validateHandshake
 } from '../protocol/handshake.js'
-import type { RouteMatcher } from './matcher.js'
+import type { RouteLookup, RouteMatcher } from './matcher.js'
 import { TcpTransport, type MemoryTransport, type Transport } from '../transport/transport.js'
 import { compileSendSchema, createPipeline } from '../socket/messages.js'
 import { type SocketOwner, WebSocket } from '../socket/websocket.js'
@@ -102,9 +102,10 @@ export function createUpgradeListener (fastify: FastifyInstance, matcher: RouteM
     // Node removed its own error listener before emitting 'upgrade': without
     // one, a reset would crash the process, whichever listener takes the socket.
     socket.on('error', ignore)
-    if (!matcher.matches(request)) {
+    const lookup = matcher.lookup(fastify, request)
+    if (lookup.kind !== 'websocket') {
       if (server.listenerCount('upgrade') > 1) return
-      refuse(request, socket, notFound(fastify, matcher, request))
+      refuse(request, socket, notFound(fastify, matcher, request, lookup))
       return
     }
     if (request.method !== 'GET') {
@@ -112,10 +113,16 @@ export function createUpgradeListener (fastify: FastifyInstance, matcher: RouteM
       refuse(request, socket, { status: 405, headers: { allow: 'GET' }, reason: 'WebSocket handshake must use GET' })
       return
     }
-    request[kHandshake] = new UpgradeHandshake(new TcpTransport(socket), head)
     const response = new ServerResponse(request)
     response.shouldKeepAlive = false
-    response.assignSocket(socket)
+    try {
+      response.assignSocket(socket)
+    } catch (error) {
+      // Another 'upgrade' listener of the app answers this socket (ERR_HTTP_SOCKET_ASSIGNED): it is theirs.
+      fastify.log.warn({ code: (error as { code?: unknown }).code, url: request.url }, "WebSocket handshake left to another 'upgrade' listener, which took the socket")
+      return
+    }
+    request[kHandshake] = new UpgradeHandshake(new TcpTransport(socket), head)
     response.on('finish', answeredOverHttp)
     fastify.routing(request, response)
   }
@@ -133,15 +140,22 @@ function answeredOverHttp (this: ServerResponse): void {
 }
 
 /**
- * The 404 of a handshake to a path no `ws: true` route takes, logged: at warn
- * level when the app has a plain GET route there, the likely misregistration.
+ * The 404 of a handshake to a path no `ws: true` route takes (`lookup`),
+ * logged with the code FST_WS_NOT_WEBSOCKET_ROUTE when an HTTP route takes
+ * it: at warn level, once per route and without a stack, when that route
+ * could have been meant as a WebSocket route (see RouteLookup), else at
+ * debug level, as any client can send such a request. A path no route takes
+ * logs at info level, as Fastify logs its own 404s.
  */
-export function notFound (fastify: FastifyInstance, matcher: RouteMatcher, request: IncomingMessage): HandshakeRefusal {
-  if (matcher.appMatches(fastify, request)) {
+export function notFound (fastify: FastifyInstance, matcher: RouteMatcher, request: IncomingMessage, lookup: RouteLookup): HandshakeRefusal {
+  const url = request.url ?? '/'
+  if (lookup.kind === 'http') {
     // Fastify keeps no route options, so this is where a misregistration shows.
-    fastify.log.warn({ err: notWebSocketRouteError(request.url ?? '/') }, 'WebSocket handshake refused: not a WebSocket route')
+    const error = notWebSocketRouteError(url, lookup.suspect)
+    if (lookup.suspect && matcher.firstWarning(lookup.route)) fastify.log.warn({ code: error.code, url, route: lookup.route }, error.message)
+    else fastify.log.debug({ code: error.code, url, route: lookup.route }, error.message)
   } else {
-    fastify.log.info({ url: request.url }, 'WebSocket handshake refused: no WebSocket route')
+    fastify.log.info({ url }, 'WebSocket handshake refused: no WebSocket route')
   }
   return { status: 404, headers: {}, reason: 'Not Found' }
 }

@@ -93,7 +93,10 @@ export interface RedisBrokerOptions {
   prefix?: string
   /**
    * Milliseconds `start()` waits for the broker's connections to be ready
-   * before failing the plugin's registration (FST_WS_REDIS_CONNECT). Default 10000.
+   * before failing the plugin's registration (FST_WS_REDIS_CONNECT), well
+   * inside Fastify's `pluginTimeout` (10 s by default). A connection refused
+   * or failed (an unknown host, a wrong password, a database index out of
+   * range) fails it at once, with the Redis client's error as `cause`. Default 5000.
    */
   connectTimeout?: number
   /**
@@ -125,7 +128,7 @@ const HEADER_BYTES = 2 + ID_BYTES
 const DEFAULTS = {
   sharded: true,
   prefix: 'ws:',
-  connectTimeout: 10_000,
+  connectTimeout: 5000,
   closeTimeout: 2000,
   maxPendingPublishes: 10_000
 }
@@ -240,8 +243,9 @@ export class RedisBroker implements Broker {
 
   /**
    * Creates and connects the broker's connections (or checks yours are
-   * open). Rejects with FST_WS_REDIS_CONNECT when they are not ready within
-   * `connectTimeout` ms, or when `client`/`clusterClient` is not connected.
+   * open). Rejects with FST_WS_REDIS_CONNECT at the first error of a
+   * connection (its `cause`), when they are not ready within `connectTimeout`
+   * ms, or when `client`/`clusterClient` is not connected.
    */
   async start (context: BrokerContext): Promise<void> {
     const { client, subscriber, clusterClient } = this.options
@@ -250,7 +254,6 @@ export class RedisBroker implements Broker {
         throw new FastifyWebSocketError('FST_WS_REDIS_CONNECT', `RedisBroker: the ${name} given is not connected: await its connect() before starting the app`)
       }
     }
-    this.context = context
     const link = this.createLink()
     this.link = link
     for (const emitter of link.emitters) {
@@ -259,18 +262,26 @@ export class RedisBroker implements Broker {
       emitter.on('node-ready', this.onReady)
     }
     let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_resolve, reject) => {
+    // node-redis retries a refused connection forever: its first error fails the start, with the error as cause.
+    let failed: (err: unknown) => void = () => {}
+    const failure = new Promise<never>((_resolve, reject) => {
+      failed = (err) => reject(new FastifyWebSocketError('FST_WS_REDIS_CONNECT',
+        `RedisBroker: cannot connect to Redis: ${err instanceof Error ? err.message : String(err)}`, { cause: err }))
       timer = setTimeout(() => reject(new FastifyWebSocketError('FST_WS_REDIS_CONNECT',
         `RedisBroker: Redis not reachable within ${this.connectTimeout} ms`)), this.connectTimeout)
     })
+    for (const connection of link.owned) connection.on('error', failed)
     try {
-      await Promise.race([Promise.all(link.owned.map((connection) => connection.connect())), timeout])
+      await Promise.race([Promise.all(link.owned.map((connection) => connection.connect().catch(failed))), failure])
     } catch (err) {
       await this.close()
       throw err
     } finally {
       clearTimeout(timer)
+      for (const connection of link.owned) connection.off('error', failed)
     }
+    // From here on, errors are outages (logged once), not a failed start.
+    this.context = context
   }
 
   /** Subscribes to `prefix + topic` (`SSUBSCRIBE` or `SUBSCRIBE`); never throws. */
