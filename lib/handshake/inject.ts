@@ -13,7 +13,7 @@ import { encodeFrame } from '../protocol/frame.js'
 import { acceptKey, refusalResponse } from '../protocol/handshake.js'
 import { type MessageHandler, MessageReader } from '../protocol/message.js'
 import { FrameParser } from '../protocol/parser.js'
-import { ReadyState, toProtocolError } from '../protocol/session.js'
+import { ReadyState, toProtocolError, truncateReason } from '../protocol/session.js'
 import type { RouteMatcher } from './matcher.js'
 import { MemoryStream, MemoryTransport } from '../transport/transport.js'
 import { type HandshakeRequest, kHandshake, notFound, UpgradeHandshake } from './upgrade.js'
@@ -305,7 +305,7 @@ export class InjectedWebSocket extends EventEmitter<InjectedWebSocketEvents> {
   /** The server broke a rule a client checks: close with the error's code, then end (RFC 6455 §7.1.7). */
   private fail (error: ProtocolError): void {
     this.parser.pause()
-    if (!this.closeSent) this.sendClose(error.closeCode, Buffer.from(error.message).subarray(0, MAX_CLOSE_REASON))
+    if (!this.closeSent) this.sendClose(error.closeCode, truncateReason(error.message))
     this.stream.end()
     if (this.listenerCount('error') > 0) this.emit('error', error)
   }
