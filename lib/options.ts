@@ -119,7 +119,10 @@ export interface FastifyRfc6455Options extends Omit<WebSocketOptions, 'messages'
   /**
    * Milliseconds between heartbeat pings to every connection; a connection
    * whose pong has not come back by the next ping is terminated (close event
-   * code 1006). 0 turns it off. Default 0.
+   * code 1006), so a peer that vanished without a FIN (a dropped network, a
+   * sleeping laptop) is noticed within two intervals. 0 turns it off.
+   * Default 30000 (30 s), as uWebSockets.js and socket.io ping by default;
+   * `ws` and @fastify/websocket do not.
    */
   heartbeatInterval?: number
 }
@@ -139,7 +142,7 @@ export const DEFAULTS = {
   highWaterMark: 64 * 1024,
   maxBackpressure: 16 * 1024 * 1024,
   idleTimeout: 0,
-  heartbeatInterval: 0
+  heartbeatInterval: 30_000
 }
 
 /**
