@@ -10,6 +10,7 @@ import { publishRefused } from '../diagnostics.js'
 import { notWebSocketRouteError } from '../errors.js'
 import { type HandshakeOffer, type HandshakeRefusal, validateExtendedConnect } from '../protocol/handshake.js'
 import type { RouteMatcher } from './matcher.js'
+import { checkOrigin, pathOf } from './origin.js'
 import { Http2Transport, type Transport } from '../transport/transport.js'
 import { type HandshakeRequest, kHandshake, type PendingHandshake } from './upgrade.js'
 
@@ -56,29 +57,32 @@ export function http2WebSockets (fastify: FastifyInstance, matcher: RouteMatcher
     const raw = request as unknown as HandshakeRequest
     // Upgrade tokens compare case-insensitively, as in RFC 6455's `Upgrade: websocket`.
     const isWebSocket = String(raw.headers[':protocol']).toLowerCase() === 'websocket'
-    if (!isWebSocket || !matcher.matches(raw)) {
+    const policies = isWebSocket ? matcher.match(raw) : null
+    if (policies === null) {
       if (server.listenerCount('connect') > 1) return
       if (!isWebSocket) {
-        fastify.log.info({ url: raw.url }, 'CONNECT refused: :protocol is not websocket')
+        fastify.log.info({ path: pathOf(raw) }, 'CONNECT refused: :protocol is not websocket')
         refuse(raw, response, { status: 405, headers: {}, reason: 'CONNECT is allowed only with :protocol websocket (RFC 8441)' })
       } else {
         if (matcher.appMatches(fastify, raw)) {
-          fastify.log.warn({ err: notWebSocketRouteError(raw.url ?? '/') }, 'WebSocket handshake refused: not a WebSocket route')
+          fastify.log.warn({ err: notWebSocketRouteError(pathOf(raw)) }, 'WebSocket handshake refused: not a WebSocket route')
         } else {
-          fastify.log.info({ url: raw.url }, 'WebSocket handshake refused: no WebSocket route')
+          fastify.log.info({ path: pathOf(raw) }, 'WebSocket handshake refused: no WebSocket route')
         }
         refuse(raw, response, { status: 404, headers: {}, reason: 'Not Found' })
       }
       return
     }
-    // HAProxy's mapping: the extended CONNECT goes through the router as the GET of an
-    // HTTP/1.1 upgrade would, so one route serves both (RFC 8441 §5 keeps :path as the request-target).
-    ;(request as { method: string }).method = 'GET'
-    const handshake = new ConnectHandshake(response.stream, sessions)
-    raw[kHandshake] = handshake
-    // The stream's end finishes the response of an answered handshake too, much later.
-    response.once('finish', () => { if (!handshake.opened) publishRefused(raw, response.statusCode) })
-    fastify.routing(raw, response as never)
+    checkOrigin(policies, raw, fastify.log, () => {
+      // HAProxy's mapping: the extended CONNECT goes through the router as the GET of an
+      // HTTP/1.1 upgrade would, so one route serves both (RFC 8441 §5 keeps :path as the request-target).
+      ;(request as { method: string }).method = 'GET'
+      const handshake = new ConnectHandshake(response.stream, sessions)
+      raw[kHandshake] = handshake
+      // The stream's end finishes the response of an answered handshake too, much later.
+      response.once('finish', () => { if (!handshake.opened) publishRefused(raw, response.statusCode) })
+      fastify.routing(raw, response as never)
+    }, (refusal) => refuse(raw, response, refusal))
   }
 
   server.on('connect', onConnect)

@@ -1,40 +1,64 @@
 import type { IncomingMessage } from 'node:http'
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
+import type { ResolvedOptions } from '../options.js'
+
+/** A route's `origin` option as resolved (undefined: the same-host default). */
+export type OriginPolicy = ResolvedOptions['origin']
 
 /**
- * The paths of the `ws: true` routes, in a router of their own (a Fastify
- * instance that never listens, so matching follows Fastify's rules for
- * params, wildcards and constraints). The upgrade listener asks it whether
- * an upgrade request is ours before handing it to the app's router, which
+ * The paths of the `ws: true` routes and their origin policies, in routers
+ * of their own (Fastify instances that never listen, so matching follows
+ * Fastify's rules for params, wildcards and constraints), one per distinct
+ * policy. The upgrade listeners ask it whether an upgrade request is ours,
+ * and under which policy, before handing it to the app's router, which
  * then routes it for real. It ignores trailing slashes: Fastify adds
  * `prefix + '/'` for a prefixed '/' route without telling `onRoute`, and a
  * path the app's router does not take still gets the app's 404.
  */
 export class RouteMatcher {
-  private readonly router: FastifyInstance
+  private readonly routerOptions: object
+  /** A router per distinct origin policy (lists compared by content), with the policy. */
+  private readonly groups = new Map<unknown, { policy: OriginPolicy, router: FastifyInstance }>()
   /**
    * The plain paths of routes without constraints (`/chat`, not `/chat/:room`):
-   * a request for one of these exact paths matches without a router lookup,
-   * which the router would answer the same way.
+   * while every route has the same policy, a request for one of these exact
+   * paths matches without a router lookup, which the router would answer the same way.
    */
   private readonly plainPaths = new Set<string>()
 
   constructor (routerOptions: object | undefined) {
-    this.router = Fastify({ routerOptions: { ...routerOptions, ignoreTrailingSlash: true } })
+    this.routerOptions = { ...routerOptions, ignoreTrailingSlash: true }
   }
 
-  add (url: string, constraints: RouteOptions['constraints']): void {
+  add (url: string, constraints: RouteOptions['constraints'], policy: OriginPolicy): void {
     if ((constraints === undefined || Object.keys(constraints).length === 0) && PLAIN_PATH.test(url)) this.plainPaths.add(url)
-    if (this.router.hasRoute({ method: 'GET', url, constraints })) return
-    this.router.get(url, { constraints }, noop)
+    const key = Array.isArray(policy) ? `list:${JSON.stringify(policy)}` : policy === true ? '*' : policy
+    let group = this.groups.get(key)
+    if (group === undefined) {
+      group = { policy, router: Fastify({ routerOptions: this.routerOptions }) }
+      this.groups.set(key, group)
+    }
+    if (group.router.hasRoute({ method: 'GET', url, constraints })) return
+    group.router.get(url, { constraints }, noop)
   }
 
-  matches (request: IncomingMessage): boolean {
+  /**
+   * The origin policies of the `ws: true` routes the request matches, or
+   * null when it matches none. More than one when routes of different
+   * policies overlap (`/chat/lobby` and `/chat/:room`): the handshake must
+   * then pass each, as the matcher cannot tell which the app's router picks.
+   */
+  match (request: IncomingMessage): OriginPolicy[] | null {
     // An Accept-Version header keeps the routes without a version from matching (find-my-way's version constraint).
-    if (this.plainPaths.size > 0 && request.headers['accept-version'] === undefined) {
-      if (this.plainPaths.has(pathOf(request))) return true
+    if (this.groups.size === 1 && this.plainPaths.size > 0 && request.headers['accept-version'] === undefined) {
+      if (this.plainPaths.has(pathOf(request))) return [this.groups.values().next().value!.policy]
     }
-    return this.router.findRoute(routeOf(request)) !== null
+    const route = routeOf(request)
+    let found: OriginPolicy[] | null = null
+    for (const { policy, router } of this.groups.values()) {
+      if (router.findRoute(route) !== null) (found ??= []).push(policy)
+    }
+    return found
   }
 
   /**

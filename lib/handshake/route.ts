@@ -44,7 +44,7 @@ export function createRouteHook (
     validateRouteOptions(ws, pluginOptions, routeOptions.url, messageSchema)
     const options = resolveOptions(pluginOptions, typeof ws === 'object' ? ws : undefined, bodyLimit, routeOptions.schema)
     routeOptions.handler = webSocketRouteHandler(wsHandler as WebSocketHandler, httpHandler, options, owner)
-    matcher.add(routeOptions.url, routeOptions.constraints)
+    matcher.add(routeOptions.url, routeOptions.constraints, options.origin)
   }
 }
 
