@@ -138,3 +138,16 @@ export class HandshakeRefusedError extends FastifyWebSocketError {
     this.body = body
   }
 }
+
+/** Longest client-derived string (a path, an origin, a validation message) the plugin puts in a log line, in UTF-16 code units. */
+export const MAX_LOGGED_TEXT = 200
+
+/**
+ * `text` as the plugin logs a string a client chose: at most
+ * MAX_LOGGED_TEXT code units, a cut one ending in '…' and its full length,
+ * so that a 900,000-character JSON key or path makes a short log line.
+ */
+export function bounded (text: string): string {
+  if (text.length <= MAX_LOGGED_TEXT) return text
+  return `${text.slice(0, MAX_LOGGED_TEXT)}… (${text.length} characters)`
+}

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http'
 import { inspect } from 'node:util'
 import type { FastifyRequest } from 'fastify'
 import type { ConnectionLimits } from './transport/connection.js'
@@ -18,9 +19,12 @@ export type ProtocolChooser = (offered: string[], request: FastifyRequest) => st
 /**
  * Decides whether a handshake's `Origin` (undefined when absent) is allowed
  * (RFC 6455 §4.2.2, §10.2): true, or a promise of true, to accept; else 403.
- * A throw or a rejection answers the handshake with 500.
+ * It runs before Fastify routes the request, so that a refused handshake
+ * runs none of the route's hooks: `request` is Node's raw request
+ * (`headers`, `url`, `socket`), as `ws` gives `verifyClient`. A throw or a
+ * rejection answers the handshake with 500, logged at error level.
  */
-export type OriginCheck = (origin: string | undefined, request: FastifyRequest) => boolean | Promise<boolean>
+export type OriginCheck = (origin: string | undefined, request: IncomingMessage) => boolean | Promise<boolean>
 
 /**
  * Options of the plugin that a `ws: { ... }` route may override. Checked
@@ -71,7 +75,8 @@ export interface WebSocketOptions {
    * case-insensitively, a missing port being the scheme's default (80, 443).
    * '*' or true: every origin. A list: exact `Origin` values such as
    * 'https://app.example.com'. A check: its answer. Without a check, a
-   * handshake without `Origin` (not from a browser) is allowed.
+   * handshake without `Origin` (not from a browser) is allowed. Decided
+   * before any of the route's hooks runs (docs/security.md).
    */
   origin?: '*' | true | string[] | OriginCheck
   /**
@@ -119,7 +124,10 @@ export interface FastifyRfc6455Options extends Omit<WebSocketOptions, 'messages'
   /**
    * Milliseconds between heartbeat pings to every connection; a connection
    * whose pong has not come back by the next ping is terminated (close event
-   * code 1006). 0 turns it off. Default 0.
+   * code 1006), so a peer that vanished without a FIN (a dropped network, a
+   * sleeping laptop) is noticed within two intervals. 0 turns it off.
+   * Default 30000 (30 s), as uWebSockets.js and socket.io ping by default;
+   * `ws` and @fastify/websocket do not.
    */
   heartbeatInterval?: number
 }
@@ -139,7 +147,7 @@ export const DEFAULTS = {
   highWaterMark: 64 * 1024,
   maxBackpressure: 16 * 1024 * 1024,
   idleTimeout: 0,
-  heartbeatInterval: 0
+  heartbeatInterval: 30_000
 }
 
 /**

@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import { publishRefused } from '../diagnostics.js'
 import { type HandshakeOffer, type HandshakeRefusal, validateExtendedConnect } from '../protocol/handshake.js'
 import type { RouteMatcher } from './matcher.js'
+import { checkOrigin, pathOf } from './origin.js'
 import { Http2Transport, type Transport } from '../transport/transport.js'
 import { type HandshakeRequest, kHandshake, notFound, type PendingHandshake } from './upgrade.js'
 
@@ -59,21 +60,23 @@ export function http2WebSockets (fastify: FastifyInstance, matcher: RouteMatcher
     if (lookup?.kind !== 'websocket') {
       if (server.listenerCount('connect') > 1) return
       if (lookup === undefined) {
-        fastify.log.info({ url: raw.url }, 'CONNECT refused: :protocol is not websocket')
+        fastify.log.info({ path: pathOf(raw) }, 'CONNECT refused: :protocol is not websocket')
         refuse(raw, response, { status: 405, headers: {}, reason: 'CONNECT is allowed only with :protocol websocket (RFC 8441)' })
       } else {
         refuse(raw, response, notFound(fastify, matcher, raw, lookup))
       }
       return
     }
-    // HAProxy's mapping: the extended CONNECT goes through the router as the GET of an
-    // HTTP/1.1 upgrade would, so one route serves both (RFC 8441 §5 keeps :path as the request-target).
-    ;(request as { method: string }).method = 'GET'
-    const handshake = new ConnectHandshake(response.stream, sessions)
-    raw[kHandshake] = handshake
-    // The stream's end finishes the response of an answered handshake too, much later.
-    response.once('finish', () => { if (!handshake.opened) publishRefused(raw, response.statusCode) })
-    fastify.routing(raw, response as never)
+    checkOrigin(lookup.policies, raw, fastify.log, () => {
+      // HAProxy's mapping: the extended CONNECT goes through the router as the GET of an
+      // HTTP/1.1 upgrade would, so one route serves both (RFC 8441 §5 keeps :path as the request-target).
+      ;(request as { method: string }).method = 'GET'
+      const handshake = new ConnectHandshake(response.stream, sessions)
+      raw[kHandshake] = handshake
+      // The stream's end finishes the response of an answered handshake too, much later.
+      response.once('finish', () => { if (!handshake.opened) publishRefused(raw, response.statusCode) })
+      fastify.routing(raw, response as never)
+    }, (refusal) => refuse(raw, response, refusal))
   }
 
   server.on('connect', onConnect)

@@ -10,11 +10,12 @@ import { encodeClosePayload, isValidWireCode, MAX_CLOSE_REASON } from '../protoc
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js'
 import { protocolError, type ProtocolError } from '../protocol/errors.js'
 import { encodeFrame } from '../protocol/frame.js'
-import { acceptKey, refusalResponse } from '../protocol/handshake.js'
+import { acceptKey, type HandshakeRefusal, refusalResponse } from '../protocol/handshake.js'
 import { type MessageHandler, MessageReader } from '../protocol/message.js'
 import { FrameParser } from '../protocol/parser.js'
-import { ReadyState, toProtocolError } from '../protocol/session.js'
+import { ReadyState, toProtocolError, truncateReason } from '../protocol/session.js'
 import type { RouteMatcher } from './matcher.js'
+import { checkOrigin } from './origin.js'
 import { MemoryStream, MemoryTransport } from '../transport/transport.js'
 import { type HandshakeRequest, kHandshake, notFound, UpgradeHandshake } from './upgrade.js'
 import { toPayload, type WebSocketData } from '../socket/payload.js'
@@ -71,13 +72,18 @@ export function createInjector (fastify: FastifyInstance, matcher: RouteMatcher)
     request.rawHeaders = Object.entries(request.headers).flatMap(([name, value]) => [name, String(value)])
     request.push(null)
     const client = new InjectedWebSocket(clientEnd, acceptKey(key))
-    const lookup = matcher.lookup(fastify, request)
-    if (lookup.kind !== 'websocket') {
-      const refusal = notFound(fastify, matcher, request, lookup)
+    const refuse = (refusal: HandshakeRefusal): void => {
       serverEnd.end(refusalResponse(refusal))
       publishRefused(request, refusal.status, refusal.reason)
-      return await client.opened
     }
+    const lookup = matcher.lookup(fastify, request)
+    if (lookup.kind !== 'websocket') refuse(notFound(fastify, matcher, request, lookup))
+    else checkOrigin(lookup.policies, request, fastify.log, () => route(request, serverEnd), refuse)
+    return await client.opened
+  }
+
+  /** Hands the handshake to the app's router, answered on the pair's server end. */
+  function route (request: HandshakeRequest, serverEnd: MemoryStream): void {
     request[kHandshake] = new UpgradeHandshake(new MemoryTransport(serverEnd), Buffer.alloc(0))
     const response = new ServerResponse(request)
     response.shouldKeepAlive = false
@@ -90,7 +96,6 @@ export function createInjector (fastify: FastifyInstance, matcher: RouteMatcher)
       publishRefused(request, response.statusCode)
     })
     fastify.routing(request, response)
-    return await client.opened
   }
 }
 
@@ -306,7 +311,7 @@ export class InjectedWebSocket extends EventEmitter<InjectedWebSocketEvents> {
   /** The server broke a rule a client checks: close with the error's code, then end (RFC 6455 §7.1.7). */
   private fail (error: ProtocolError): void {
     this.parser.pause()
-    if (!this.closeSent) this.sendClose(error.closeCode, Buffer.from(error.message).subarray(0, MAX_CLOSE_REASON))
+    if (!this.closeSent) this.sendClose(error.closeCode, truncateReason(error.message))
     this.stream.end()
     if (this.listenerCount('error') > 0) this.emit('error', error)
   }

@@ -1,9 +1,22 @@
 import type { IncomingMessage } from 'node:http'
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify'
+import type { ResolvedOptions } from '../options.js'
+
+/** A route's `origin` option as resolved (undefined: the same-host default). */
+export type OriginPolicy = ResolvedOptions['origin']
 
 /** Where the app's router takes an upgrade request (or an HTTP/2 extended CONNECT). */
 export type RouteLookup =
-  | { kind: 'websocket' }
+  | {
+    kind: 'websocket'
+    /**
+     * The origin policies of the `ws: true` routes it matches, each of which
+     * the handshake must pass (see `checkOrigin`): more than one when routes
+     * of different policies take it the same way (`/a/:x` beside `/a/:x` under
+     * another host constraint), as the matcher cannot tell which the app picks.
+     */
+    policies: OriginPolicy[]
+  }
   | { kind: 'none' }
   | {
     kind: 'http'
@@ -18,18 +31,18 @@ export type RouteLookup =
     route: string
   }
 
-const WEBSOCKET_ROUTE: RouteLookup = { kind: 'websocket' }
 const NO_ROUTE: RouteLookup = { kind: 'none' }
 
 /** HTTP routes warned about, at most: past it, the 404s of further routes log at debug level. */
 const MAX_WARNED_ROUTES = 1000
 
 /**
- * The paths of the `ws: true` routes, in a router of their own (a Fastify
- * instance that never listens, so matching follows Fastify's rules for
- * params, wildcards and constraints), and in another the GET routes the
- * plugin saw declared without `ws`. The upgrade listener asks it where the
- * app's router takes an upgrade request before handing it to that router,
+ * The paths of the `ws: true` routes and their origin policies, in routers
+ * of their own (Fastify instances that never listen, so matching follows
+ * Fastify's rules for params, wildcards and constraints), one per distinct
+ * policy, and in another the GET routes the plugin saw declared without
+ * `ws`. The upgrade listeners ask it where the app's router takes an upgrade
+ * request, and under which policies, before handing it to that router,
  * which then routes it for real: a request the app's router would give to
  * another route than the WebSocket route that matches it (an HTTP route
  * `/http` beside a WebSocket route `/*`) is no WebSocket request. It ignores
@@ -38,26 +51,34 @@ const MAX_WARNED_ROUTES = 1000
  * gets the app's 404.
  */
 export class RouteMatcher {
-  private readonly router: FastifyInstance
+  private readonly routerOptions: object
+  /** A router per distinct origin policy (lists compared by content), with the policy. */
+  private readonly groups = new Map<unknown, { policy: OriginPolicy, router: FastifyInstance }>()
   private readonly httpRouter: FastifyInstance
   /**
    * The plain paths of routes without constraints (`/chat`, not `/chat/:room`):
-   * a request for one of these exact paths matches without a router lookup,
-   * which the router would answer the same way.
+   * while every route has the same policy, a request for one of these exact
+   * paths matches without a router lookup, which the router would answer the same way.
    */
   private readonly plainPaths = new Set<string>()
   private readonly warned = new Set<string>()
 
   constructor (routerOptions: object | undefined) {
-    this.router = Fastify({ routerOptions: { ...routerOptions, ignoreTrailingSlash: true } })
-    this.httpRouter = Fastify({ routerOptions: { ...routerOptions, ignoreTrailingSlash: true } })
+    this.routerOptions = { ...routerOptions, ignoreTrailingSlash: true }
+    this.httpRouter = Fastify({ routerOptions: this.routerOptions })
   }
 
-  /** A WebSocket route. */
-  add (url: string, constraints: RouteOptions['constraints']): void {
+  /** A WebSocket route, with its origin policy. */
+  add (url: string, constraints: RouteOptions['constraints'], policy: OriginPolicy): void {
     if ((constraints === undefined || Object.keys(constraints).length === 0) && PLAIN_PATH.test(url)) this.plainPaths.add(url)
-    if (this.router.hasRoute({ method: 'GET', url, constraints })) return
-    this.router.get(url, { constraints }, noop)
+    const key = Array.isArray(policy) ? `list:${JSON.stringify(policy)}` : policy === true ? '*' : policy
+    let group = this.groups.get(key)
+    if (group === undefined) {
+      group = { policy, router: Fastify({ routerOptions: this.routerOptions }) }
+      this.groups.set(key, group)
+    }
+    if (group.router.hasRoute({ method: 'GET', url, constraints })) return
+    group.router.get(url, { constraints }, noop)
   }
 
   /** A GET route declared without `ws`, after the plugin. */
@@ -69,16 +90,23 @@ export class RouteMatcher {
   /** Where `app`'s router takes the upgrade request `request`. */
   lookup (app: FastifyInstance, request: IncomingMessage): RouteLookup {
     // An Accept-Version header keeps the routes without a version from matching (find-my-way's version constraint).
-    if (this.plainPaths.size > 0 && request.headers['accept-version'] === undefined) {
-      if (this.plainPaths.has(pathOf(request))) return WEBSOCKET_ROUTE
+    if (this.groups.size === 1 && this.plainPaths.size > 0 && request.headers['accept-version'] === undefined) {
+      if (this.plainPaths.has(pathOf(request))) return { kind: 'websocket', policies: [this.groups.values().next().value!.policy] }
     }
     const route = routeOf(request)
-    const ours = this.router.findRoute(route)
     const found = app.findRoute(route)
-    if (ours !== null && (found === null || sameRoute(ours.params, found.params))) return WEBSOCKET_ROUTE
+    let matched = false
+    let policies: OriginPolicy[] | null = null
+    for (const { policy, router } of this.groups.values()) {
+      const ours = router.findRoute(route)
+      if (ours === null) continue
+      matched = true
+      if (found === null || sameRoute(ours.params, found.params)) (policies ??= []).push(policy)
+    }
+    if (policies !== null) return { kind: 'websocket', policies }
     if (found === null) return NO_ROUTE
     const declared = this.httpRouter.findRoute(route)
-    const suspect = ours !== null || declared === null || !sameRoute(declared.params, found.params)
+    const suspect = matched || declared === null || !sameRoute(declared.params, found.params)
     return { kind: 'http', suspect, route: patternOf(route.url, found.params) }
   }
 

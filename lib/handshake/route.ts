@@ -78,7 +78,7 @@ export function createRouteHook (
     routeOptions.handler = webSocketRouteHandler(wsHandler as WebSocketHandler, httpHandler, options, owner)
     // @fastify/swagger's key (its types add it to FastifySchema).
     routeOptions.schema = { hide: true, ...routeOptions.schema } as RouteOptions['schema']
-    matcher.add(routeOptions.url, routeOptions.constraints)
+    matcher.add(routeOptions.url, routeOptions.constraints, options.origin)
   }
 }
 

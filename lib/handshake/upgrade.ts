@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteGenericInterface } from 'fastify'
 import { Connection } from '../transport/connection.js'
 import { noteRefusal, publishOpen, publishRefused } from '../diagnostics.js'
-import { notWebSocketRouteError, protocolChoiceError } from '../errors.js'
+import { bounded, notWebSocketRouteError, protocolChoiceError } from '../errors.js'
 import type { ResolvedOptions } from '../options.js'
 import { negotiateDeflate, PerMessageDeflate } from '../protocol/permessage-deflate.js'
 import {
@@ -12,6 +12,7 @@ import {
   validateHandshake
 } from '../protocol/handshake.js'
 import type { RouteLookup, RouteMatcher } from './matcher.js'
+import { checkOrigin, pathOf, sameHost } from './origin.js'
 import { TcpTransport, type MemoryTransport, type Transport } from '../transport/transport.js'
 import { compileSendSchema, createPipeline } from '../socket/messages.js'
 import { type SocketOwner, WebSocket } from '../socket/websocket.js'
@@ -109,22 +110,24 @@ export function createUpgradeListener (fastify: FastifyInstance, matcher: RouteM
       return
     }
     if (request.method !== 'GET') {
-      fastify.log.info({ method: request.method, url: request.url }, 'WebSocket handshake refused: method is not GET')
+      fastify.log.info({ method: bounded(request.method ?? ''), path: pathOf(request) }, 'WebSocket handshake refused: method is not GET')
       refuse(request, socket, { status: 405, headers: { allow: 'GET' }, reason: 'WebSocket handshake must use GET' })
       return
     }
-    const response = new ServerResponse(request)
-    response.shouldKeepAlive = false
-    try {
-      response.assignSocket(socket)
-    } catch (error) {
-      // Another 'upgrade' listener of the app answers this socket (ERR_HTTP_SOCKET_ASSIGNED): it is theirs.
-      fastify.log.warn({ code: (error as { code?: unknown }).code, url: request.url }, "WebSocket handshake left to another 'upgrade' listener, which took the socket")
-      return
-    }
-    request[kHandshake] = new UpgradeHandshake(new TcpTransport(socket), head)
-    response.on('finish', answeredOverHttp)
-    fastify.routing(request, response)
+    checkOrigin(lookup.policies, request, fastify.log, () => {
+      const response = new ServerResponse(request)
+      response.shouldKeepAlive = false
+      try {
+        response.assignSocket(socket)
+      } catch (error) {
+        // Another 'upgrade' listener of the app answers this socket (ERR_HTTP_SOCKET_ASSIGNED): it is theirs.
+        fastify.log.warn({ code: (error as { code?: unknown }).code, path: pathOf(request) }, "WebSocket handshake left to another 'upgrade' listener, which took the socket")
+        return
+      }
+      request[kHandshake] = new UpgradeHandshake(new TcpTransport(socket), head)
+      response.on('finish', answeredOverHttp)
+      fastify.routing(request, response)
+    }, (refusal) => refuse(request, socket, refusal))
   }
 }
 
@@ -148,14 +151,14 @@ function answeredOverHttp (this: ServerResponse): void {
  * logs at info level, as Fastify logs its own 404s.
  */
 export function notFound (fastify: FastifyInstance, matcher: RouteMatcher, request: IncomingMessage, lookup: RouteLookup): HandshakeRefusal {
-  const url = request.url ?? '/'
+  const path = pathOf(request)
   if (lookup.kind === 'http') {
     // Fastify keeps no route options, so this is where a misregistration shows.
-    const error = notWebSocketRouteError(url, lookup.suspect)
-    if (lookup.suspect && matcher.firstWarning(lookup.route)) fastify.log.warn({ code: error.code, url, route: lookup.route }, error.message)
-    else fastify.log.debug({ code: error.code, url, route: lookup.route }, error.message)
+    const error = notWebSocketRouteError(path, lookup.suspect)
+    if (lookup.suspect && matcher.firstWarning(lookup.route)) fastify.log.warn({ code: error.code, path, route: lookup.route }, error.message)
+    else fastify.log.debug({ code: error.code, path, route: lookup.route }, error.message)
   } else {
-    fastify.log.info({ url }, 'WebSocket handshake refused: no WebSocket route')
+    fastify.log.info({ path }, 'WebSocket handshake refused: no WebSocket route')
   }
   return { status: 404, headers: {}, reason: 'Not Found' }
 }
@@ -206,9 +209,10 @@ function isHttp2 (request: IncomingMessage): boolean {
 }
 
 /**
- * Checks the origin, chooses the subprotocol, then answers the handshake (101
- * over HTTP/1.1, `:status 200` over HTTP/2) and calls the handler. Returns a
- * promise when the origin check or the subprotocol chooser returned one:
+ * Checks the handshake's headers, ends the same-host origin check (see
+ * lib/handshake/origin.ts), chooses the subprotocol, then answers the
+ * handshake (101 over HTTP/1.1, `:status 200` over HTTP/2) and calls the
+ * handler. Returns a promise when the subprotocol chooser returned one:
  * Fastify awaits it, and answers its rejection (as a throw) with 500 through
  * the app's error handling, as for any route.
  */
@@ -256,10 +260,14 @@ function accept (
     }
     if (upgrade.head.length > 0) ws.receive(upgrade.head)
   }
-  return whenSettled(originAllowed(options.origin, request), (allowed) => {
-    if (allowed) return whenSettled(chooseProtocol(options.protocols, handshake.protocols, request), start)
+  // The listener checked the origin before routing; the same-host rule is
+  // finished here, where Fastify's trustProxy says which host is the request's.
+  const origin = request.headers.origin
+  if (options.origin === undefined && origin !== undefined && !sameHost(origin, request)) {
     refuseWithReply(request, reply, { status: 403, headers: {}, reason: 'Origin not allowed' })
-  })
+    return
+  }
+  return whenSettled(chooseProtocol(options.protocols, handshake.protocols, request), start)
 }
 
 /** Whether an application's function returned a promise (or another thenable). */
@@ -270,46 +278,6 @@ function isThenable (value: unknown): value is PromiseLike<unknown> {
 /** `next(value)` now, or once `value` has settled when it is a promise: the application's callbacks may be async. */
 function whenSettled<T> (value: T | PromiseLike<T>, next: (value: T) => Promise<void> | undefined): Promise<void> | undefined {
   return isThenable(value) ? Promise.resolve(value as PromiseLike<T>).then(next) : next(value as T)
-}
-
-/** Default ports of the schemes an `Origin` carries (RFC 6454 §4: the URL parser leaves them out). */
-const DEFAULT_PORTS: Record<string, number> = { 'http:': 80, 'https:': 443, 'ws:': 80, 'wss:': 443 }
-
-/**
- * The `origin` option applied to a handshake (RFC 6455 §4.2.2, §10.2).
- * Unset: a handshake with an `Origin` must come from the request's own host
- * (`sameHost`); '*' or true: every origin; a list: those origins, and
- * handshakes without `Origin`; a function: its answer, awaited when a promise.
- */
-function originAllowed (check: ResolvedOptions['origin'], request: FastifyRequest): boolean | PromiseLike<boolean> {
-  const origin = request.headers.origin
-  if (check === '*' || check === true) return true
-  if (typeof check === 'function') return check(origin, request)
-  if (origin === undefined) return true
-  return check === undefined ? sameHost(origin, request) : check.includes(origin)
-}
-
-/**
- * Whether `origin` names the host the request was sent to: Fastify's
- * `request.hostname` and `request.port` (the `Host` header, or
- * `X-Forwarded-Host` behind a trusted proxy), whatever the scheme. Host
- * names compare case-insensitively. A `Host` without a port matches an
- * origin without one (on its scheme's default port); a `Host` with a port,
- * an origin on that port, written out or its scheme's default
- * (`app.example:443` matches `https://app.example`). An `Origin` that is not
- * a URL ('null') never matches.
- */
-function sameHost (origin: string, request: FastifyRequest): boolean {
-  let url: URL
-  try {
-    url = new URL(origin)
-  } catch {
-    return false
-  }
-  if (url.hostname !== request.hostname.toLowerCase()) return false
-  const port = request.port
-  if (port === null) return url.port === ''
-  return port === (url.port === '' ? DEFAULT_PORTS[url.protocol] : Number(url.port))
 }
 
 /** A subprotocol from the list, or the chooser's answer (checked by the caller once settled). */

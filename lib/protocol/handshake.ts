@@ -10,6 +10,12 @@ export interface HandshakeRequest {
   httpVersionMinor: number
   /** Header names in lower case, repeated headers joined with ', ' (as Node's IncomingMessage gives them). */
   headers: Record<string, string | string[] | undefined>
+  /**
+   * The header lines as received, names and values alternating (Node's
+   * `rawHeaders`): the only place a repeated `Host` shows, since Node keeps
+   * the first in `headers`. Without it, repeated headers go unchecked.
+   */
+  rawHeaders?: string[]
 }
 
 /** What a valid handshake offers, over HTTP/1.1 or HTTP/2. */
@@ -42,7 +48,13 @@ export interface HandshakeRefusal {
  *   an appropriate HTTP error code (such as 426 Upgrade Required) and a
  *   |Sec-WebSocket-Version| header field indicating the version(s) the server
  *   is capable of understanding");
- * - 400 for the rest: HTTP older than 1.1, no Host, an `Upgrade` without the
+ * - 400 for the rest: HTTP older than 1.1, no Host or more than one (RFC 9112
+ *   §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+ *   HTTP/1.1 request message that lacks a Host header field and to any request
+ *   message that contains more than one Host header field line"), content
+ *   (`Content-Length` other than 0, or `Transfer-Encoding`: RFC 9110 §7.8, the
+ *   new protocol starts after the whole request, so a body would be read as
+ *   frames), an `Upgrade` without the
  *   `websocket` token, a `Connection` without the `Upgrade` token, a
  *   `Sec-WebSocket-Key` that is not the base64 of 16 bytes (a repeated key
  *   counts as not), a malformed `Sec-WebSocket-Protocol` or
@@ -58,6 +70,8 @@ export function validateHandshake (request: HandshakeRequest): HandshakeAccept |
   }
   const headers = request.headers
   if (headerValue(headers.host) === '') return badRequest('missing Host header')
+  if (countHeader(request.rawHeaders, 'host') > 1) return badRequest('more than one Host header')
+  if (hasContent(headers)) return badRequest('a WebSocket handshake carries no content (Content-Length or Transfer-Encoding)')
   if (!hasToken(headerValue(headers.upgrade), 'websocket')) return badRequest('Upgrade header must include "websocket"')
   if (!hasToken(headerValue(headers.connection), 'upgrade')) return badRequest('Connection header must include "Upgrade"')
   if (headerValue(headers['sec-websocket-version']).trim() !== '13') {
@@ -85,6 +99,11 @@ export function validateHandshake (request: HandshakeRequest): HandshakeAccept |
  * - 400 when `:scheme`, `:path` or `:authority` is missing (§4: "the
  *   :scheme and :path pseudo-header fields ... MUST also be included", and
  *   `:authority` as for any CONNECT, RFC 7540 §8.3);
+ * - 400 when `:authority` carries userinfo ("MUST NOT include the deprecated
+ *   userinfo subcomponent", RFC 9113 §8.3.1) or a `host` header differs from
+ *   it ("A server SHOULD treat a request as malformed if it contains a Host
+ *   header field that identifies an entity that differs from the entity in
+ *   the ":authority" pseudo-header field", same section);
  * - 426 with `Sec-WebSocket-Version: 13` when the version is missing or not 13;
  * - 400 for a malformed `Sec-WebSocket-Protocol` or `Sec-WebSocket-Extensions`.
  * There is no `Sec-WebSocket-Key` to check: §5 replaces the key and its
@@ -97,6 +116,10 @@ export function validateExtendedConnect (headers: HandshakeRequest['headers']): 
   for (const name of [':scheme', ':path', ':authority']) {
     if (headerValue(headers[name]) === '') return badRequest(`extended CONNECT needs ${name}`)
   }
+  const authority = headerValue(headers[':authority'])
+  if (authority.includes('@')) return badRequest(':authority must not carry userinfo')
+  const host = headers.host
+  if (host !== undefined && headerValue(host).toLowerCase() !== authority.toLowerCase()) return badRequest('host header differs from :authority')
   if (headerValue(headers['sec-websocket-version']).trim() !== '13') {
     return { status: 426, headers: { 'sec-websocket-version': '13' }, reason: 'unsupported Sec-WebSocket-Version; this server speaks 13' }
   }
@@ -166,6 +189,26 @@ function isValidKey (key: string): boolean {
 
 function badRequest (reason: string): HandshakeRefusal {
   return { status: 400, headers: {}, reason }
+}
+
+/** How many header lines named `name` (lower case) `rawHeaders` holds; 0 without it. */
+function countHeader (rawHeaders: string[] | undefined, name: string): number {
+  if (rawHeaders === undefined) return 0
+  let count = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i].length === name.length && rawHeaders[i].toLowerCase() === name) count++
+  }
+  return count
+}
+
+/**
+ * Whether a request says it has content (RFC 9112 §6.3): a `Transfer-Encoding`,
+ * or a `Content-Length` other than 0.
+ */
+function hasContent (headers: HandshakeRequest['headers']): boolean {
+  if (headers['transfer-encoding'] !== undefined) return true
+  const length = headers['content-length']
+  return length !== undefined && headerValue(length).trim() !== '0'
 }
 
 function headerValue (value: string | string[] | undefined): string {

@@ -169,7 +169,7 @@ export class Session implements MessageHandler {
       this.closeWritten = true
       this.readyState = ReadyState.CLOSING
       const reason = error.closeCode === CloseCode.InternalError ? '' : error.message
-      const body = encodeClosePayload(error.closeCode, Buffer.from(reason).subarray(0, MAX_CLOSE_REASON))
+      const body = encodeClosePayload(error.closeCode, truncateReason(reason))
       this.io.write(encodeHeader(Opcode.Close, body.length), body)
     }
     this.io.failed(error)
@@ -282,4 +282,19 @@ export class Session implements MessageHandler {
     this.closeWritten = true
     if (this.inputDone) this.io.end()
   }
+}
+
+/**
+ * A close reason as UTF-8, cut to at most 123 bytes (MAX_CLOSE_REASON) on a
+ * character boundary: "the body ... MUST be ... UTF-8-encoded data" (RFC 6455
+ * §5.5.1), so a cut through a multi-byte character would make the peer fail
+ * the connection with 1007 instead of reading the close code.
+ */
+export function truncateReason (reason: string): Buffer {
+  const bytes = Buffer.from(reason, 'utf8')
+  if (bytes.length <= MAX_CLOSE_REASON) return bytes
+  let end = MAX_CLOSE_REASON
+  // Back up over continuation bytes (10xxxxxx) to the lead byte of the character that does not fit.
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--
+  return bytes.subarray(0, end)
 }

@@ -116,7 +116,7 @@ test('the origin option (RFC 6455 §4.2.2, §10.2)', async (t) => {
     const seen: Array<[string | undefined, string]> = []
     await app.register(fastifyRfc6455, {
       origin: (origin, request) => {
-        seen.push([origin, request.url])
+        seen.push([origin, request.url ?? ''])
         return origin !== undefined && origin.endsWith('.trusted.example')
       }
     })

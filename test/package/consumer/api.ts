@@ -119,7 +119,7 @@ export async function apiChecks (): Promise<void> {
     expectType<FastifyRequest>(request)
     return offered.find((name) => name === 'chat.v2')
   }
-  const origin: OriginCheck = (value, request) => value === undefined || request.hostname === new URL(value).hostname
+  const origin: OriginCheck = (value, request) => value === undefined || request.headers.host === new URL(value).host
   const routeOptions: WebSocketOptions = {
     maxPayload: 64 * 1024,
     closeTimeout: 1000,
