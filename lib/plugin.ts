@@ -10,6 +10,9 @@ import type { SendOptions, WebSocketData } from './socket/payload.js'
 import type { WebSocket } from './socket/websocket.js'
 import { LocalBroker } from './pubsub/broker.js'
 import { TopicTable } from './pubsub/topics.js'
+import { DEFAULT_MAX_RECOVERY, TopicHistories } from './pubsub/recovery.js'
+import type { Position } from './socket/position.js'
+import { invalidOptionError } from './errors.js'
 import { SocketRegistry, type WebSocketAppStats } from './registry.js'
 
 /** Fastify's default bodyLimit, for apps that report none. */
@@ -26,7 +29,13 @@ const DEFAULT_BODY_LIMIT = 1024 * 1024
 export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455Options): Promise<void> {
   validatePluginOptions(options)
   const broker = options.broker ?? new LocalBroker()
-  const topics = new TopicTable(broker)
+  if (options.history !== undefined && broker.history === undefined) {
+    throw invalidOptionError('history', 'given', 'used with a broker that keeps history (Broker.history, as LocalBroker and RedisBroker have)', undefined)
+  }
+  const histories = options.history === undefined
+    ? null
+    : new TopicHistories(options.history, broker.history!, options.maxRecovery ?? DEFAULT_MAX_RECOVERY, fastify.log)
+  const topics = new TopicTable(broker, histories)
   const registry = new SocketRegistry(topics)
   const sockets = registry.sockets
   await broker.start({ deliver: (message) => topics.deliver(message), log: fastify.log })
@@ -35,6 +44,7 @@ export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455O
   fastify.decorate('websocketClients', { getter: () => sockets as ReadonlySet<WebSocket> })
   const websocket: WebSocketApp = {
     publish: (topic, data, sendOptions) => topics.publish(topic, data, sendOptions, undefined),
+    publishStored: (topic, data, sendOptions) => topics.publishStored(topic, data, sendOptions),
     subscriberCount: (topic) => topics.subscriberCount(topic),
     stats: () => registry.stats()
   }
@@ -80,6 +90,18 @@ export interface WebSocketTopics {
    * Throws FST_WS_INVALID_TOPIC unless `topic` is a string of at most 1024 bytes of UTF-8.
    */
   publish (topic: string, data: WebSocketData, options?: SendOptions): number
+  /**
+   * Publishes to a topic with history (the `history` option,
+   * docs/recovery.md): resolves with the message's position once the broker
+   * has stored it and handed it to every instance, this one included, whose
+   * subscribers then receive it (its `encode()`d form). Throws
+   * FST_WS_INVALID_TOPIC as `publish()` and FST_WS_NO_HISTORY for a topic
+   * without history; rejects with FST_WS_HISTORY_UNAVAILABLE when the broker
+   * cannot store it (Redis unreachable): it then reached no one.
+   * `publish()` on a history topic does the same without waiting: it
+   * returns 0 and logs a failure.
+   */
+  publishStored (topic: string, data: WebSocketData, options?: SendOptions): Promise<Position>
   /** How many sockets of this instance are subscribed to `topic`. */
   subscriberCount (topic: string): number
 }
