@@ -38,7 +38,7 @@ export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455O
   const topics = new TopicTable(broker, histories)
   const registry = new SocketRegistry(topics)
   const sockets = registry.sockets
-  await broker.start({ deliver: (message) => topics.deliver(message), log: fastify.log })
+  await broker.start({ deliver: (message) => topics.deliver(message), resubscribed: (topic) => topics.resubscribed(topic), log: fastify.log })
   const config = fastify.initialConfig as { bodyLimit?: number, routerOptions?: object }
   const matcher = new RouteMatcher(config.routerOptions)
   fastify.decorate('websocketClients', { getter: () => sockets as ReadonlySet<WebSocket> })

@@ -31,6 +31,13 @@ export interface BrokerContext {
    * a gap in the offsets from `history.read()` and drops a duplicate.
    */
   deliver (message: BrokerMessage): void
+  /**
+   * The broker's subscription to `topic` is in effect again after an outage
+   * (or after it was put off while the broker was down): messages of the
+   * topic may have been missed meanwhile. On a history topic the plugin then
+   * reads what it missed from the history. Never throws.
+   */
+  resubscribed (topic: string): void
   /** The app's logger, for outages and reconnections (log them once, not per message). */
   log: FastifyBaseLogger
 }

@@ -157,6 +157,13 @@ export class TopicHistories {
     this.streams.delete(topic)
   }
 
+  /** The broker's subscription to `topic` is back (BrokerContext.resubscribed): what was published meanwhile is read from the history. */
+  resubscribed (topic: string): void {
+    const stream = this.streams.get(topic)
+    if (stream === undefined || stream.reading || stream.last === null) return
+    this.fill(stream, stream.last)
+  }
+
   /** `socket` left `topic`: a resume under way for it ends. */
   leave (socket: WebSocket, topic: string): void {
     this.streams.get(topic)?.pending.delete(socket)

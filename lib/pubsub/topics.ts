@@ -113,6 +113,11 @@ export class TopicTable {
     return this.histories!.publish(message, history)
   }
 
+  /** The broker's subscription to `topic` is back after an outage (BrokerContext.resubscribed). */
+  resubscribed (topic: string): void {
+    this.histories?.resubscribed(topic)
+  }
+
   /** Delivers a message to the local subscribers of its topic; returns how many took it. */
   deliver (message: BrokerMessage, except?: WebSocket): number {
     const sockets = this.subscribers.get(message.topic)

@@ -168,6 +168,7 @@ class LossyBroker extends LocalBroker {
   override start (context: BrokerContext): void {
     super.start({
       log: context.log,
+      resubscribed: (topic) => context.resubscribed(topic),
       deliver: (message) => {
         if (message.position !== undefined && this.lose.delete(message.position.offset)) return
         context.deliver(message)
