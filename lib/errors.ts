@@ -151,3 +151,21 @@ export function bounded (text: string): string {
   if (text.length <= MAX_LOGGED_TEXT) return text
   return `${text.slice(0, MAX_LOGGED_TEXT)}… (${text.length} characters)`
 }
+
+/**
+ * A topic's history could not be written or read (the broker is down, or
+ * answered with an error, `cause`): a publish to a history topic that then
+ * reached no subscriber, or a resume that did not subscribe.
+ */
+export function historyUnavailableError (topic: string, cause: unknown): FastifyWebSocketError {
+  const error = new FastifyWebSocketError('FST_WS_HISTORY_UNAVAILABLE',
+    `the history of topic ${JSON.stringify(topic.length > 80 ? topic.slice(0, 80) + '...' : topic)} is unavailable: ${cause instanceof Error ? cause.message : String(cause)}`)
+  error.cause = cause
+  return error
+}
+
+/** `publishStored()` to a topic the `history` option gives no history. */
+export function noHistoryError (topic: string): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_NO_HISTORY',
+    `topic ${JSON.stringify(topic.length > 80 ? topic.slice(0, 80) + '...' : topic)} has no history (the plugin's history option gives it none): use publish()`)
+}

@@ -44,6 +44,9 @@ export { FastifyWebSocketError, HandshakeRefusedError } from './errors.js'
 export { InjectedWebSocket, type InjectedWebSocketEvents, type InjectWSOptions } from './handshake/inject.js'
 export { CloseCode, Opcode } from './protocol/constants.js'
 export { ProtocolError } from './protocol/errors.js'
+export type { BrokerHistory, HistoryRead, HistorySettings } from './pubsub/broker.js'
+export { DEFAULT_MAX_RECOVERY, GAP_CLOSE_CODE, type HistoryOption, type TopicHistory } from './pubsub/recovery.js'
+export { formatPosition, parsePosition, type Position, type Subscribed, type SubscribeOptions } from './socket/position.js'
 
 /** The method of a WebSocket route: the opening handshake is a GET (RFC 6455 §4.1). */
 type WebSocketRouteMethod = 'GET' | 'get'

@@ -7,6 +7,7 @@ import type { InvalidMessageAction, MessageFormat, PipelineOptions } from './soc
 import type { MessageHook, WebSocket } from './socket/websocket.js'
 import type { PerMessageDeflateOptions } from './protocol/permessage-deflate.js'
 import type { Broker } from './pubsub/broker.js'
+import type { HistoryOption } from './pubsub/recovery.js'
 
 /**
  * Chooses the subprotocol from those the client offered, in its order of
@@ -130,6 +131,19 @@ export interface FastifyRfc6455Options extends Omit<WebSocketOptions, 'messages'
    * `ws` and @fastify/websocket do not.
    */
   heartbeatInterval?: number
+  /**
+   * Which topics keep a history, and how much (see TopicHistory and
+   * docs/recovery.md): called with a topic, answers `{ size, ttl, encode? }`
+   * or null for none. Needs a broker with history (LocalBroker and
+   * RedisBroker have one). Default: no topic has history.
+   */
+  history?: HistoryOption
+  /**
+   * Messages a resume (`socket.subscribe(topic, { since })`) or a gap's fill
+   * replays at most; further back, it replays nothing (`recovered: false`).
+   * Default 1000.
+   */
+  maxRecovery?: number
 }
 
 /** Options resolved for one route: every limit set. */
@@ -285,6 +299,8 @@ const WEBSOCKET_RULES: Record<keyof WebSocketOptions, Rule> = {
 const PLUGIN_RULES: Record<keyof FastifyRfc6455Options, Rule> = {
   ...SHARED_RULES,
   heartbeatInterval: MILLISECONDS,
+  history: { allowed: 'a function (topic) => ({ size, ttl, encode? }) | null', test: (value) => typeof value === 'function' },
+  maxRecovery: integer(1, 2 ** 31 - 1, ' (messages)'),
   broker: {
     allowed: `an object with the methods ${BROKER_METHODS.join(', ')} (the Broker interface)`,
     test: (value) => typeof value === 'object' && value !== null &&

@@ -9,8 +9,10 @@ import { createInjector } from './handshake/inject.js'
 import type { SendOptions, WebSocketData } from './socket/payload.js'
 import type { WebSocket } from './socket/websocket.js'
 import { type Broker, LocalBroker } from './pubsub/broker.js'
-import { brokerStartedError, serverOptionError } from './errors.js'
+import { brokerStartedError, invalidOptionError, serverOptionError } from './errors.js'
 import { TopicTable } from './pubsub/topics.js'
+import { DEFAULT_MAX_RECOVERY, TopicHistories } from './pubsub/recovery.js'
+import type { Position } from './socket/position.js'
 import { SocketRegistry, type WebSocketAppStats } from './registry.js'
 
 /** Fastify's default bodyLimit, for apps that report none. */
@@ -28,6 +30,8 @@ interface ServerState {
   readonly registry: SocketRegistry
   readonly broker: Broker
   readonly heartbeatInterval: number
+  readonly history: FastifyRfc6455Options['history']
+  readonly maxRecovery: number | undefined
   readonly websocket: WebSocketApp
   readonly injectWS: ReturnType<typeof createInjector>
 }
@@ -60,6 +64,8 @@ export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455O
   if (options.heartbeatInterval !== undefined && options.heartbeatInterval !== state.heartbeatInterval) {
     throw serverOptionError('heartbeatInterval')
   }
+  if (options.history !== undefined && options.history !== state.history) throw serverOptionError('history')
+  if (options.maxRecovery !== undefined && options.maxRecovery !== state.maxRecovery) throw serverOptionError('maxRecovery')
   if (!fastify.hasDecorator('websocket')) {
     const sockets = state.registry.sockets
     fastify.decorate('websocketClients', { getter: () => sockets as ReadonlySet<WebSocket> })
@@ -75,11 +81,17 @@ export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455O
 async function startServer (fastify: FastifyInstance, options: FastifyRfc6455Options): Promise<ServerState> {
   const broker = options.broker ?? new LocalBroker()
   if (startedBrokers.has(broker)) throw brokerStartedError()
+  if (options.history !== undefined && broker.history === undefined) {
+    throw invalidOptionError('history', 'given', 'used with a broker that keeps history (Broker.history, as LocalBroker and RedisBroker have)', undefined)
+  }
   startedBrokers.add(broker)
-  const topics = new TopicTable(broker)
+  const histories = options.history === undefined
+    ? null
+    : new TopicHistories(options.history, broker.history!, options.maxRecovery ?? DEFAULT_MAX_RECOVERY, fastify.log)
+  const topics = new TopicTable(broker, histories)
   const registry = new SocketRegistry(topics)
   const sockets = registry.sockets
-  await broker.start({ deliver: (message) => topics.deliver(message), log: fastify.log })
+  await broker.start({ deliver: (message) => topics.deliver(message), resubscribed: (topic) => topics.resubscribed(topic), log: fastify.log })
   const config = fastify.initialConfig as { routerOptions?: object }
   const matcher = new RouteMatcher(config.routerOptions)
   const heartbeatInterval = options.heartbeatInterval ?? DEFAULTS.heartbeatInterval
@@ -88,8 +100,11 @@ async function startServer (fastify: FastifyInstance, options: FastifyRfc6455Opt
     registry,
     broker,
     heartbeatInterval,
+    history: options.history,
+    maxRecovery: options.maxRecovery,
     websocket: {
       publish: (topic, data, sendOptions) => topics.publish(topic, data, sendOptions, undefined),
+      publishStored: (topic, data, sendOptions) => topics.publishStored(topic, data, sendOptions),
       subscriberCount: (topic) => topics.subscriberCount(topic),
       stats: () => registry.stats()
     },
@@ -137,6 +152,18 @@ export interface WebSocketTopics {
    * Throws FST_WS_INVALID_TOPIC unless `topic` is a string of at most 1024 bytes of UTF-8.
    */
   publish (topic: string, data: WebSocketData, options?: SendOptions): number
+  /**
+   * Publishes to a topic with history (the `history` option,
+   * docs/recovery.md): resolves with the message's position once the broker
+   * has stored it and handed it to every instance, this one included, whose
+   * subscribers then receive it (its `encode()`d form). Throws
+   * FST_WS_INVALID_TOPIC as `publish()` and FST_WS_NO_HISTORY for a topic
+   * without history; rejects with FST_WS_HISTORY_UNAVAILABLE when the broker
+   * cannot store it (Redis unreachable): it then reached no one.
+   * `publish()` on a history topic does the same without waiting: it
+   * returns 0 and logs a failure.
+   */
+  publishStored (topic: string, data: WebSocketData, options?: SendOptions): Promise<Position>
   /** How many sockets of this instance are subscribed to `topic`. */
   subscriberCount (topic: string): number
 }

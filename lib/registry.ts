@@ -2,6 +2,7 @@ import { publishClose, publishError } from './diagnostics.js'
 import type { ProtocolError } from './protocol/errors.js'
 import type { TopicTable } from './pubsub/topics.js'
 import type { SendOptions, WebSocketData } from './socket/payload.js'
+import type { Subscribed, SubscribeOptions } from './socket/position.js'
 import type { SocketOwner, WebSocket, WebSocketStats } from './socket/websocket.js'
 
 /**
@@ -58,6 +59,10 @@ export class SocketRegistry implements SocketOwner {
 
   unsubscribe (socket: WebSocket, topic: string): boolean {
     return this.topics.unsubscribe(socket, topic)
+  }
+
+  resume (socket: WebSocket, topic: string, subscribed: boolean, options: SubscribeOptions): Promise<Subscribed> {
+    return this.topics.resume(socket, topic, subscribed, options)
   }
 
   publish (topic: string, data: WebSocketData, options: SendOptions | undefined, from: WebSocket | undefined): number {

@@ -1,5 +1,6 @@
 /**
- * The chat example's pages' WebSocket: connects to `url`, shows its state in
+ * The chat example's pages' WebSocket: connects to `url` (a string, or a
+ * function that gives it at each attempt), shows its state in
  * the `status` element (`data-state`: connecting, open, closed) and, once
  * closed, reconnects with backoff: 0.5 s doubling to 10 s, each delay drawn
  * between half and all of it (jitter). `onMessage(message)` gets each
@@ -27,13 +28,13 @@ function reconnecting (url, status, { onMessage, onClose = () => {} }) {
 
   function connect () {
     setStatus('connecting', reason === '' ? 'connecting…' : `${reason}, reconnecting…`)
-    const socket = new WebSocket(url)
+    const socket = new WebSocket(typeof url === 'function' ? url() : url)
     connection.socket = socket
     socket.onmessage = (event) => onMessage(JSON.parse(event.data))
     socket.onclose = (event) => {
       onClose()
       if (status.dataset.state === 'open') {
-        reason = event.code === 1001 ? 'server going away' : `connection lost (${event.code})`
+        reason = event.code === 1001 ? 'server going away' : event.code === 1012 ? 'messages lost, resuming' : `connection lost (${event.code})`
       } else if (reason === '') {
         reason = 'server unreachable'
       }

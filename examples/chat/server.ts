@@ -16,9 +16,21 @@
  * close the app: open pages get 1001 (Going Away) and reconnect.
  *
  * The wire, JSON text messages. Page to server: `{ name, text }`. Server to
- * page: `{ type: 'welcome', id, instance, port, room }` once, then
- * `{ type: 'message', from, name, text, at }` per message (`from`: the
- * sender's connection id, as in its welcome; `at`: ms since the epoch).
+ * page: `{ type: 'welcome', id, instance, port, room, recovered, pos }` once,
+ * then `{ type: 'message', from, name, text, at, pos }` per message (`from`:
+ * the sender's connection id, as in its welcome; `at`: ms since the epoch;
+ * `pos`: the message's position in the room, a string such as `42.Qm9yaXM`).
+ *
+ * Rooms resume (docs/recovery.md): each keeps its last 1,000 messages for 10
+ * minutes. The WebSocket URL takes `?since=<pos>`, the last `pos` the page
+ * saw: the messages after it then follow the welcome, once and in order,
+ * before any live one, and the welcome says `recovered: true`. When they
+ * cannot all be given (too old, too many, Redis lost them), the welcome
+ * says `recovered: false` and nothing is replayed: the page says so and
+ * reloads the room. Its `pos` is the room's position now. Without `since`,
+ * `recovered` is false. A room name with a control character (NUL, a
+ * newline...) or a bidirectional override (U+202A-U+202E, U+2066-U+2069) is
+ * refused with 400.
  *
  * `/stats` is a page that charts, live, this instance's open chat sockets and
  * chat messages per second over the last 5 minutes (uPlot, served from the
@@ -33,8 +45,8 @@ import { randomUUID } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
-import Fastify, { type FastifyInstance } from 'fastify'
-import fastifyRfc6455, { type Broker, CloseCode, type WebSocket } from 'fastify-rfc6455'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import fastifyRfc6455, { type Broker, CloseCode, formatPosition, type Position, type TopicHistory, type WebSocket } from 'fastify-rfc6455'
 import { certificateFromEnv } from '../tls.js'
 
 const page = await readFile(new URL('./index.html', import.meta.url), 'utf8')
@@ -65,6 +77,29 @@ const CHAT_ROUTE = '/chat/:room'
 const STATS_INTERVAL_MS = 1000
 /** Samples the stats feed keeps and sends a page on connect: 5 minutes of them. */
 const STATS_HISTORY = 300
+/** Messages a room keeps for pages that reconnect. */
+export const ROOM_HISTORY_SIZE = 1000
+/** Milliseconds a room keeps a message: 10 minutes. */
+export const ROOM_HISTORY_TTL = 10 * 60 * 1000
+
+/**
+ * Characters a room name may not hold: C0 and C1 controls (NUL, newlines,
+ * DEL...), the line and paragraph separators, and the bidirectional
+ * embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069), which
+ * would make a name read other than it is.
+ */
+const FORBIDDEN_IN_ROOM = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u
+
+/**
+ * The room's history: every message a room publishes is the JSON of
+ * `{ type: 'message', ... }`; each page gets it with its `pos` added, built
+ * once per message on each instance.
+ */
+const roomHistory: TopicHistory = {
+  size: ROOM_HISTORY_SIZE,
+  ttl: ROOM_HISTORY_TTL,
+  encode: (data: string | Buffer, position: Position) => `${data.toString().slice(0, -1)},"pos":"${formatPosition(position)}"}`
+}
 
 /**
  * One stats sample of this instance's chat, the stats feed left out.
@@ -144,7 +179,8 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
     maxPayload: MAX_MESSAGE_BYTES,
     perMessageDeflate: true,
     heartbeatInterval: 30_000,
-    broker: options.broker
+    broker: options.broker,
+    history: (topic) => topic.startsWith('room:') ? roomHistory : null
   })
 
   app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').send(page))
@@ -156,13 +192,38 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
   }
 
   // The schema runs before the 101: a room name out of bounds gets 400 over plain HTTP.
-  const schema = { params: { type: 'object', properties: { room: { type: 'string', minLength: 1, maxLength: MAX_ROOM } } } }
-  app.get<{ Params: { room: string } }>(CHAT_ROUTE, { ws: true, schema }, (socket, request) => {
+  const schema = {
+    params: { type: 'object', properties: { room: { type: 'string', minLength: 1, maxLength: MAX_ROOM } } },
+    querystring: { type: 'object', properties: { since: { type: 'string', maxLength: 100 } } }
+  }
+  const refuseRoom = async (request: FastifyRequest<{ Params: { room: string } }>, reply: FastifyReply) => {
+    if (FORBIDDEN_IN_ROOM.test(request.params.room)) {
+      request.log.info({ room: JSON.stringify(request.params.room) }, 'room name refused')
+      return reply.code(400).send({
+        statusCode: 400,
+        error: 'Bad Request',
+        message: 'a room name may not contain control characters (NUL, newlines...) nor bidirectional overrides (U+202A-U+202E, U+2066-U+2069)'
+      })
+    }
+  }
+  app.get<{ Params: { room: string }, Querystring: { since?: string } }>(CHAT_ROUTE, { ws: true, schema, preValidation: refuseRoom }, async (socket, request) => {
     const { room } = request.params
     const topic = `room:${room}`
     const id = randomUUID()
-    socket.subscribe(topic)
-    socket.send(JSON.stringify({ type: 'welcome', id, instance, port: request.socket.localPort, room }))
+    // The page's messages that arrive meanwhile wait in the socket until the listener below.
+    let resumed
+    try {
+      resumed = await socket.subscribe(topic, { since: request.query.since })
+    } catch (err) {
+      request.log.warn({ err }, 'the room history is unavailable: the page is asked to come back')
+      return socket.close(CloseCode.TryAgainLater, 'room history unavailable, try again')
+    }
+    // Closed meanwhile: nothing more to say.
+    if (!resumed.subscribed) return
+    // Sent before the replayed messages, which the socket queues right after this.
+    socket.send(JSON.stringify({
+      type: 'welcome', id, instance, port: request.socket.localPort, room, recovered: resumed.recovered, pos: formatPosition(resumed.position!)
+    }))
     socket.on('message', (data, isBinary) => {
       if (isBinary) return socket.close(CloseCode.UnsupportedData, 'text messages only')
       const said = parseSaid(data.toString('utf8'))

@@ -13,11 +13,18 @@ import { Buffer } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
 import { inspect } from 'node:util'
 import {
-  createClient, createCluster,
+  createClient, createCluster, RESP_TYPES,
   type RedisClientOptions, type RedisClusterOptions
 } from 'redis'
-import { FastifyWebSocketError, invalidOptionError, unknownOptionError } from '../errors.js'
-import type { Broker, BrokerContext, BrokerMessage } from './broker.js'
+import { FastifyWebSocketError, historyUnavailableError, invalidOptionError, unknownOptionError } from '../errors.js'
+import { parsePosition, type Position } from '../socket/position.js'
+import { newEpoch, type Broker, type BrokerContext, type BrokerHistory, type BrokerMessage, type HistoryRead, type HistorySettings } from './broker.js'
+import { FLAG_HISTORY, historyKeys, PUBLISH_SCRIPT, publishedPosition, READ_SCRIPT, readAnswer, type Script } from './redis-history.js'
+
+/** node-redis's per-command options the broker gives: replies of bulk strings as Buffers (history reads). */
+interface CommandOptions {
+  typeMapping?: Record<number, unknown>
+}
 
 /** Listener of channel messages in node-redis's buffer mode: the message and its channel, as bytes. */
 type MessageListener = (message: Buffer, channel: Buffer) => void
@@ -44,13 +51,13 @@ interface RedisConnection {
  */
 export interface RedisBrokerClient extends RedisConnection {
   readonly isReady: boolean
-  sendCommand (args: Array<string | Buffer>): Promise<unknown>
+  sendCommand (args: Array<string | Buffer>, options?: CommandOptions): Promise<unknown>
   duplicate (): RedisBrokerClient
 }
 
 /** The part of a node-redis cluster client (`createCluster()`) the broker uses. */
 export interface RedisBrokerCluster extends RedisConnection {
-  sendCommand (firstKey: string, isReadonly: boolean, args: Array<string | Buffer>): Promise<unknown>
+  sendCommand (firstKey: string, isReadonly: boolean, args: Array<string | Buffer>, options?: CommandOptions): Promise<unknown>
   /** node-redis 6.1 and later; before 6.2, `sendCommand` routes every command by its first key. */
   getNodeClientForKey? (key: string, isReadonly: boolean): Promise<Pick<RedisBrokerClient, 'sendCommand'>>
 }
@@ -110,6 +117,14 @@ export interface RedisBrokerOptions {
    * the other instances, like during an outage. Default 10000.
    */
   maxPendingPublishes?: number
+  /**
+   * Milliseconds a history topic's meta (its epoch and last offset, key
+   * `<tag>:m`) lives after its last publish, at least its history's `ttl`:
+   * while it lives, the topic's offsets go on even when its messages have
+   * expired; once it is gone, the next publish starts a new epoch. Default
+   * 30 days.
+   */
+  historyMetaTtl?: number
 }
 
 /** Envelope format version: the first byte of every channel message. */
@@ -130,11 +145,15 @@ const DEFAULTS = {
   prefix: 'ws:',
   connectTimeout: 5000,
   closeTimeout: 2000,
-  maxPendingPublishes: 10_000
+  maxPendingPublishes: 10_000,
+  historyMetaTtl: 30 * 24 * 3600 * 1000
 }
 
 const CONNECTIONS = ['url', 'clientOptions', 'cluster', 'client', 'clusterClient'] as const
-const KNOWN = [...CONNECTIONS, 'subscriber', 'sharded', 'prefix', 'connectTimeout', 'closeTimeout', 'maxPendingPublishes']
+const KNOWN = [...CONNECTIONS, 'subscriber', 'sharded', 'prefix', 'connectTimeout', 'closeTimeout', 'maxPendingPublishes', 'historyMetaTtl']
+
+/** Replies of history commands: bulk strings as Buffers (payloads are bytes). */
+const BUFFERS: CommandOptions = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } }
 
 /**
  * The connections of one broker: one Redis server (a publishing client and a
@@ -148,6 +167,8 @@ interface Link {
   subscribeReady (): boolean
   /** `SPUBLISH`/`PUBLISH channel frame` on the one connection that carries this channel's publishes. */
   publish (channel: string, frame: Buffer): Promise<unknown>
+  /** A command of a topic's history, sent with the publishes (on the connection of `key`'s slot), its bulk strings as Buffers. */
+  command (key: string, args: Array<string | Buffer>): Promise<unknown>
   /** `SSUBSCRIBE`/`SUBSCRIBE channel`, messages to `listener`. */
   subscribe (channel: string, listener: MessageListener): Promise<void>
   /** `SUNSUBSCRIBE`/`UNSUBSCRIBE channel`. */
@@ -193,6 +214,9 @@ export class RedisBroker implements Broker {
   private readonly connectTimeout: number
   private readonly closeTimeout: number
   private readonly maxPendingPublishes: number
+  private readonly historyMetaTtl: number
+  /** The epoch a history script gives a topic that has none; replaced once a script has used it. */
+  private epoch = newEpoch()
   /** This broker's origin id, in every envelope it publishes. */
   private readonly id = randomBytes(ID_BYTES)
   /** The topics with a local subscriber: what Redis should have us subscribed to. */
@@ -206,6 +230,17 @@ export class RedisBroker implements Broker {
   private warnedVersion = false
   private closed = false
   private retryTimer: NodeJS.Timeout | undefined
+
+  /**
+   * Topic histories on Redis (BrokerHistory): per topic a stream of its
+   * last messages and a hash of its epoch and last offset, written by one
+   * Lua script that also publishes, so that every instance sees each message
+   * once with the same position; read back with XRANGE.
+   */
+  readonly history: BrokerHistory = {
+    publish: (message, settings) => this.publishHistory(message, settings),
+    read: (topic, since, limit) => this.readHistory(topic, since, limit)
+  }
 
   /** Throws FST_WS_INVALID_OPTION or FST_WS_UNKNOWN_OPTION for bad options (see RedisBrokerOptions). */
   constructor (options: RedisBrokerOptions) {
@@ -232,6 +267,8 @@ export class RedisBroker implements Broker {
       const value = options[key]
       check(key, value, Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 2 ** 31 - 1, 'an integer from 1 to 2147483647')
     }
+    check('historyMetaTtl', options.historyMetaTtl, Number.isSafeInteger(options.historyMetaTtl) && options.historyMetaTtl! >= 1,
+      `an integer from 1 to ${Number.MAX_SAFE_INTEGER} (milliseconds)`)
     this.options = options
     this.sharded = options.sharded ?? DEFAULTS.sharded
     this.prefix = options.prefix ?? DEFAULTS.prefix
@@ -239,6 +276,7 @@ export class RedisBroker implements Broker {
     this.connectTimeout = options.connectTimeout ?? DEFAULTS.connectTimeout
     this.closeTimeout = options.closeTimeout ?? DEFAULTS.closeTimeout
     this.maxPendingPublishes = options.maxPendingPublishes ?? DEFAULTS.maxPendingPublishes
+    this.historyMetaTtl = options.historyMetaTtl ?? DEFAULTS.historyMetaTtl
   }
 
   /**
@@ -285,9 +323,9 @@ export class RedisBroker implements Broker {
   }
 
   /** Subscribes to `prefix + topic` (`SSUBSCRIBE` or `SUBSCRIBE`); never throws. */
-  subscribe (topic: string): void {
+  subscribe (topic: string): Promise<void> | undefined {
     this.topics.add(topic)
-    this.sync(topic)
+    return this.sync(topic)
   }
 
   /** Unsubscribes from `prefix + topic` (`SUNSUBSCRIBE` or `UNSUBSCRIBE`); never throws. */
@@ -376,6 +414,7 @@ export class RedisBroker implements Broker {
       publishReady: () => publisher.isReady,
       subscribeReady: () => subscriber.isReady,
       publish: (channel, frame) => publisher.sendCommand([command, channel, frame]),
+      command: (_key, args) => publisher.sendCommand(args, BUFFERS),
       subscribe: (channel, listener) => this.sharded ? subscriber.SSUBSCRIBE(channel, listener, true) : subscriber.SUBSCRIBE(channel, listener, true),
       unsubscribe: (channel) => this.sharded ? subscriber.SUNSUBSCRIBE(channel) : subscriber.UNSUBSCRIBE(channel),
       emitters: publisher === subscriber ? [publisher] : [publisher, subscriber],
@@ -394,6 +433,7 @@ export class RedisBroker implements Broker {
       publish: (channel, frame) => this.sharded || cluster.getNodeClientForKey === undefined
         ? cluster.sendCommand(channel, false, [command, channel, frame])
         : cluster.getNodeClientForKey(channel, false).then((client) => client.sendCommand([command, channel, frame])),
+      command: (key, args) => cluster.sendCommand(key, false, args, BUFFERS),
       subscribe: (channel, listener) => this.sharded ? cluster.SSUBSCRIBE(channel, listener, true) : cluster.SUBSCRIBE(channel, listener, true),
       unsubscribe: (channel) => this.sharded ? cluster.SUNSUBSCRIBE(channel) : cluster.UNSUBSCRIBE(channel),
       emitters: [cluster],
@@ -402,7 +442,7 @@ export class RedisBroker implements Broker {
   }
 
   /** Sends the subscribe or unsubscribe that brings Redis in line with `topics` for `topic`, now or when the connection is ready. */
-  private sync (topic: string): void {
+  private sync (topic: string, retry = false): Promise<void> | undefined {
     const link = this.link
     if (link === undefined || this.closed) return
     if (!link.subscribeReady()) {
@@ -411,7 +451,9 @@ export class RedisBroker implements Broker {
     }
     const channel = this.prefix + topic
     const sent = this.topics.has(topic) ? link.subscribe(channel, this.onMessage) : link.unsubscribe(channel)
-    sent.catch((err: unknown) => {
+    return sent.then(() => {
+      if (retry && this.topics.has(topic)) this.context?.resubscribed(topic)
+    }, (err: unknown) => {
       this.outage(err)
       this.unsynced.add(topic)
       // Sent again on the next `ready`; or, if the connection stayed up (a cluster slot moved), after a second.
@@ -424,12 +466,14 @@ export class RedisBroker implements Broker {
     this.retryTimer = undefined
     const topics = [...this.unsynced]
     this.unsynced.clear()
-    for (const topic of topics) this.sync(topic)
+    for (const topic of topics) this.sync(topic, true)
   }
 
   private readonly onReady = (): void => {
     if (this.closed) return
     this.resync()
+    // node-redis subscribes again on its own when it reconnects: what was published meanwhile is missed.
+    for (const topic of this.topics) this.context?.resubscribed(topic)
     if (this.down && this.healthy()) this.recovered()
   }
 
@@ -461,6 +505,7 @@ export class RedisBroker implements Broker {
       }
       return
     }
+    if ((message[1] & FLAG_HISTORY) !== 0) return this.onHistoryMessage(message, channel)
     if (this.id.equals(message.subarray(2, HEADER_BYTES))) return
     const flags = message[1]
     this.context?.deliver({
@@ -469,6 +514,114 @@ export class RedisBroker implements Broker {
       isBinary: (flags & FLAG_BINARY) !== 0,
       compress: (flags & FLAG_COMPRESS_SET) === 0 ? undefined : (flags & FLAG_COMPRESS) !== 0
     })
+  }
+
+  /**
+   * A message of a history topic: after the header, the length of its
+   * position's string form (1 byte) and that form, then the payload. This
+   * instance's own are delivered too: every instance delivers a history
+   * topic's messages in the order Redis gave their offsets.
+   */
+  private onHistoryMessage (message: Buffer, channel: Buffer): void {
+    const end = HEADER_BYTES + 1 + (message[HEADER_BYTES] ?? 0)
+    const position = parsePosition(message.toString('latin1', HEADER_BYTES + 1, end))
+    if (position === null || end > message.length) {
+      if (!this.warnedVersion) {
+        this.warnedVersion = true
+        this.context?.log.warn({ channel: channel.toString() }, 'RedisBroker: dropped a history message whose position is unreadable')
+      }
+      return
+    }
+    const flags = message[1]
+    this.context?.deliver({
+      topic: channel.toString('utf8', this.prefixBytes),
+      payload: message.subarray(end),
+      isBinary: (flags & FLAG_BINARY) !== 0,
+      compress: (flags & FLAG_COMPRESS_SET) === 0 ? undefined : (flags & FLAG_COMPRESS) !== 0,
+      position
+    })
+  }
+
+  /**
+   * PUBLISH_SCRIPT: stores the message in its topic's stream, gives it its
+   * offset and publishes it, in one step on Redis. Rejects with
+   * FST_WS_HISTORY_UNAVAILABLE while Redis is unreachable, past
+   * `maxPendingPublishes`, or when the script fails: nothing was published.
+   */
+  private async publishHistory (message: BrokerMessage, settings: HistorySettings): Promise<Position> {
+    const link = this.link
+    if (link === undefined || this.closed || !link.publishReady() || this.pending >= this.maxPendingPublishes) {
+      const err = new Error(this.closed || link === undefined ? 'the broker is closed' : link.publishReady() ? `${this.pending} publishes unanswered` : 'not connected')
+      if (!this.closed) this.outage(err)
+      throw historyUnavailableError(message.topic, err)
+    }
+    const header = Buffer.allocUnsafe(HEADER_BYTES)
+    header[0] = VERSION
+    header[1] = FLAG_HISTORY | (message.isBinary ? FLAG_BINARY : 0) |
+      (message.compress === undefined ? 0 : FLAG_COMPRESS_SET | (message.compress ? FLAG_COMPRESS : 0))
+    this.id.copy(header, 2)
+    const channel = this.prefix + message.topic
+    const { stream, meta } = historyKeys(channel)
+    const epoch = this.epoch
+    this.pending++
+    try {
+      const position = publishedPosition(await this.script(link, PUBLISH_SCRIPT, [stream, meta, channel], [
+        header, message.payload, String(settings.size), String(settings.ttl),
+        String(Math.max(this.historyMetaTtl, settings.ttl)), epoch, this.sharded ? 'SPUBLISH' : 'PUBLISH'
+      ]))
+      if (position.epoch === epoch) this.epoch = newEpoch()
+      if (this.down && this.healthy()) this.recovered()
+      return position
+    } catch (err) {
+      this.outage(err)
+      throw historyUnavailableError(message.topic, err)
+    } finally {
+      this.pending--
+    }
+  }
+
+  /** READ_SCRIPT: the topic's position and the messages after `since`, at most `limit`, all or none. */
+  private async readHistory (topic: string, since: Position | undefined, limit: number): Promise<HistoryRead> {
+    const link = this.link
+    if (link === undefined || this.closed || !link.publishReady()) {
+      throw historyUnavailableError(topic, new Error(this.closed || link === undefined ? 'the broker is closed' : 'not connected'))
+    }
+    const channel = this.prefix + topic
+    const { stream, meta } = historyKeys(channel)
+    const epoch = this.epoch
+    let reply: unknown
+    try {
+      reply = await this.script(link, READ_SCRIPT, [stream, meta], [
+        since === undefined ? '' : String(since.offset), String(limit), epoch, since?.epoch ?? '', String(this.historyMetaTtl)
+      ])
+    } catch (err) {
+      throw historyUnavailableError(topic, err)
+    }
+    const { position, messages } = readAnswer(since, reply)
+    if (position.epoch === epoch) this.epoch = newEpoch()
+    return {
+      position,
+      messages: messages === null
+        ? null
+        : messages.map(({ flags, payload, position }) => ({
+          topic,
+          payload,
+          isBinary: (flags & FLAG_BINARY) !== 0,
+          compress: (flags & FLAG_COMPRESS_SET) === 0 ? undefined : (flags & FLAG_COMPRESS) !== 0,
+          position
+        }))
+    }
+  }
+
+  /** EVALSHA of `script`, routed by its first key; EVAL when the server does not have the script yet. */
+  private async script (link: Link, script: Script, keys: string[], args: Array<string | Buffer>): Promise<unknown> {
+    const tail = [String(keys.length), ...keys, ...args]
+    try {
+      return await link.command(keys[0], ['EVALSHA', script.sha, ...tail])
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
+      return await link.command(keys[0], ['EVAL', script.source, ...tail])
+    }
   }
 }
 

@@ -1,10 +1,12 @@
 import { Buffer } from 'node:buffer'
 import { broadcastPayload } from './broadcast.js'
-import { topicError } from '../errors.js'
+import { noHistoryError, topicError } from '../errors.js'
 import { Opcode } from '../protocol/constants.js'
 import { toPayload, type SendOptions, type WebSocketData } from '../socket/payload.js'
+import type { Position, Subscribed, SubscribeOptions } from '../socket/position.js'
 import type { WebSocket } from '../socket/websocket.js'
 import type { Broker, BrokerMessage } from './broker.js'
+import { NOT_SUBSCRIBED, type TopicHistories } from './recovery.js'
 
 /** Longest topic, in bytes of UTF-8. */
 export const MAX_TOPIC_BYTES = 1024
@@ -18,9 +20,12 @@ export const MAX_TOPIC_BYTES = 1024
 export class TopicTable {
   private readonly subscribers = new Map<string, Set<WebSocket>>()
   private readonly broker: Broker
+  /** The topics with history (the `history` option); null when the app keeps none. */
+  private readonly histories: TopicHistories | null
 
-  constructor (broker: Broker) {
+  constructor (broker: Broker, histories: TopicHistories | null = null) {
     this.broker = broker
+    this.histories = histories
   }
 
   /** Adds `socket` to `topic`'s subscribers; false when it already was one. */
@@ -28,9 +33,11 @@ export class TopicTable {
     checkTopic(topic)
     let sockets = this.subscribers.get(topic)
     if (sockets === undefined) {
+      const history = this.histories?.settings(topic) ?? null
       sockets = new Set()
       this.subscribers.set(topic, sockets)
-      this.broker.subscribe(topic)
+      const subscribed = this.broker.subscribe(topic)
+      if (history !== null) this.histories!.open(topic, history, sockets, subscribed)
     } else if (sockets.has(socket)) {
       return false
     }
@@ -42,11 +49,23 @@ export class TopicTable {
   unsubscribe (socket: WebSocket, topic: string): boolean {
     const sockets = this.subscribers.get(topic)
     if (sockets === undefined || !sockets.delete(socket)) return false
+    this.histories?.leave(socket, topic)
     if (sockets.size === 0) {
       this.subscribers.delete(topic)
+      this.histories?.close(topic)
       this.broker.unsubscribe(topic)
     }
     return true
+  }
+
+  /**
+   * After `subscribe()` returned `subscribed`: on a topic with history, the
+   * replay from `options.since` (TopicHistories.resume); else at once.
+   */
+  resume (socket: WebSocket, topic: string, subscribed: boolean, options: SubscribeOptions): Promise<Subscribed> {
+    if (!subscribed) return Promise.resolve(NOT_SUBSCRIBED)
+    if (this.histories === null) return Promise.resolve({ subscribed: true, recovered: false, position: null })
+    return this.histories.resume(socket, topic, options.since)
   }
 
   /** How many sockets of this instance are subscribed to `topic`. */
@@ -59,20 +78,51 @@ export class TopicTable {
    * once, then hands it to the broker for the other instances. Returns how
    * many local sockets took it. Throws FST_WS_INVALID_TOPIC for a topic that
    * is not a string of at most MAX_TOPIC_BYTES bytes.
+   *
+   * A topic with history goes through the broker instead, which delivers the
+   * message everywhere (here too, `except` included) once it has a position:
+   * 0 is returned, and a failure is logged (see publishStored).
    */
   publish (topic: string, data: WebSocketData, options: SendOptions | undefined, except: WebSocket | undefined): number {
     checkTopic(topic)
     const payload = toPayload(data)
     const message: BrokerMessage = { topic, payload, isBinary: typeof data !== 'string', compress: options?.compress }
+    if (this.histories !== null) {
+      const history = this.histories.settings(topic)
+      if (history !== null) {
+        this.histories.publishLogged(message, history)
+        return 0
+      }
+    }
     const sent = this.deliver(message, except)
     this.broker.publish(message)
     return sent
+  }
+
+  /**
+   * Publishes to a topic with history: resolves with the message's position
+   * once the broker has stored it and delivered it. Throws FST_WS_INVALID_TOPIC
+   * as publish() does and FST_WS_NO_HISTORY for a topic without history;
+   * rejects with FST_WS_HISTORY_UNAVAILABLE when the broker cannot store it.
+   */
+  publishStored (topic: string, data: WebSocketData, options: SendOptions | undefined): Promise<Position> {
+    checkTopic(topic)
+    const history = this.histories?.settings(topic) ?? null
+    if (history === null) throw noHistoryError(topic)
+    const message: BrokerMessage = { topic, payload: toPayload(data), isBinary: typeof data !== 'string', compress: options?.compress }
+    return this.histories!.publish(message, history)
+  }
+
+  /** The broker's subscription to `topic` is back after an outage (BrokerContext.resubscribed). */
+  resubscribed (topic: string): void {
+    this.histories?.resubscribed(topic)
   }
 
   /** Delivers a message to the local subscribers of its topic; returns how many took it. */
   deliver (message: BrokerMessage, except?: WebSocket): number {
     const sockets = this.subscribers.get(message.topic)
     if (sockets === undefined) return 0
+    if (message.position !== undefined && this.histories !== null) return this.histories.deliver(message, sockets)
     const opcode = message.isBinary ? Opcode.Binary : Opcode.Text
     return broadcastPayload(sockets, opcode, message.payload, message.compress, except)
   }

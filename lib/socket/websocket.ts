@@ -12,6 +12,7 @@ import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js
 import { ProtocolError } from '../protocol/errors.js'
 import { ReadyState } from '../protocol/session.js'
 import { toPayload, type SendOptions, type WebSocketData } from './payload.js'
+import type { Subscribed, SubscribeOptions } from './position.js'
 
 /**
  * Events of a WebSocket, with their arguments. `Message`: what `message`
@@ -86,6 +87,8 @@ export interface SocketOwner {
   subscribe (socket: WebSocket, topic: string): boolean
   /** Removes `socket` from `topic`'s subscribers; false when it was not one. */
   unsubscribe (socket: WebSocket, topic: string): boolean
+  /** After `subscribe()` (`subscribed`: what it returned): the replay from `options.since` on a history topic. */
+  resume (socket: WebSocket, topic: string, subscribed: boolean, options: SubscribeOptions): Promise<Subscribed>
   /** Publishes to `topic` on every instance, `from` excluded; how many sockets of this instance took it. */
   publish (topic: string, data: WebSocketData, options: SendOptions | undefined, from: WebSocket | undefined): number
 }
@@ -249,8 +252,19 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
    * broker, on any other. Returns false when it already was subscribed or is
    * no longer OPEN. Throws FST_WS_INVALID_TOPIC unless `topic` is a string of
    * at most 1024 bytes of UTF-8. A socket leaves all its topics when it closes.
+   *
+   * With `options` (a topic with history, docs/recovery.md): resolves with
+   * whether the messages after `options.since` could all be replayed and
+   * the topic's position (Subscribed). The replayed messages, then the live
+   * ones, are queued on the socket right after the promise's reactions have
+   * run: what the app sends then (synchronously after `await`) goes before
+   * them. Rejects with FST_WS_HISTORY_UNAVAILABLE when the history cannot be
+   * read (the socket is then not subscribed).
    */
-  subscribe (topic: string): boolean {
+  subscribe (topic: string): boolean
+  subscribe (topic: string, options: SubscribeOptions): Promise<Subscribed>
+  subscribe (topic: string, options?: SubscribeOptions): boolean | Promise<Subscribed> {
+    if (options !== undefined) return this.owner.resume(this.held, topic, this.subscribe(topic), options)
     if (this.connection.session.readyState !== ReadyState.OPEN) return false
     if (!this.owner.subscribe(this.held, topic)) return false
     ;(this.subscriptions ??= new Set()).add(topic)

@@ -26,8 +26,8 @@ test('chat server: validates what pages send and relays only { name, text } it s
   const app = await buildChatApp({ instance: 'test-1' })
   const harness = await start(t, app)
   const { client: reader, welcome } = await join(harness, 'v')
-  t.same(Object.keys(welcome), ['type', 'id', 'instance', 'port', 'room'], 'the first message is the welcome')
-  t.match(welcome, { type: 'welcome', id: /^[0-9a-f-]{36}$/, instance: 'test-1', port: harness.port, room: 'v' })
+  t.same(Object.keys(welcome), ['type', 'id', 'instance', 'port', 'room', 'recovered', 'pos'], 'the first message is the welcome')
+  t.match(welcome, { type: 'welcome', id: /^[0-9a-f-]{36}$/, instance: 'test-1', port: harness.port, room: 'v', recovered: false, pos: /^0\./ })
 
   const refused: Array<[string, string | Uint8Array, number]> = [
     ['not JSON', 'hello', 1008],
@@ -53,7 +53,7 @@ test('chat server: validates what pages send and relays only { name, text } it s
   writer.send(JSON.stringify({ name: ' ann ', text: ' hi <b>all</b> ', type: 'welcome', from: welcome.id, at: 0, extra: 'x'.repeat(100) }))
   // The refused messages came first: relayed, they would be ahead of this one.
   const relayed = JSON.parse(await reader.nextMessage() as string) as Record<string, unknown>
-  t.same(relayed, { type: 'message', from: writerWelcome.id, name: 'ann', text: 'hi <b>all</b>', at: relayed.at },
+  t.same(relayed, { type: 'message', from: writerWelcome.id, name: 'ann', text: 'hi <b>all</b>', at: relayed.at, pos: relayed.pos },
     'the room gets the trimmed name and text only, from the sender\'s id, nothing of the refused messages')
   t.ok(typeof relayed.at === 'number' && relayed.at >= before && relayed.at <= Date.now(), 'stamped with the server\'s time')
   t.same(JSON.parse(await writer.nextMessage() as string), relayed, 'the sender gets it too (publish to the room\'s topic)')
