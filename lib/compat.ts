@@ -32,8 +32,7 @@ const WS_MAX_PAYLOAD = 100 * 1024 * 1024
  * the handshake with `code` (401 by default).
  */
 export type VerifyClient =
-  | ((info: VerifyClientInfo) => boolean)
-  | ((info: VerifyClientInfo, done: (verified: boolean, code?: number, message?: string, headers?: Record<string, string>) => void) => void)
+  (info: VerifyClientInfo, done: (verified: boolean, code?: number, message?: string, headers?: Record<string, string>) => void) => boolean | void
 
 /** What `verifyClient` gets: the handshake's `Origin`, whether it came over TLS, and the raw request. */
 export interface VerifyClientInfo {
@@ -89,10 +88,12 @@ export interface WebSocketServerOptions {
 
 /**
  * @fastify/websocket's `errorHandler`: called with what a WebSocket handler
- * threw or rejected with, and with the socket's `error` events. `this` is
- * the route's Fastify instance; `reply` has been hijacked. The default logs
- * the error through `request.log` (error level) and terminates the socket
- * (no close frame: the peer sees 1006), as @fastify/websocket's does.
+ * threw or rejected with, and with the socket's `error` events (a
+ * ProtocolError: the connection has failed and sent its close code). `this`
+ * is the route's Fastify instance; `reply` has been hijacked. The default
+ * logs the error through `request.log` (error level) and, for a handler's
+ * error, terminates the socket (no close frame: the peer sees 1006), as
+ * @fastify/websocket's does.
  */
 export type ErrorHandler = (this: FastifyInstance, error: Error, socket: WebSocket, request: FastifyRequest, reply: FastifyReply) => void
 
@@ -285,7 +286,11 @@ async function compat (fastify: FastifyInstance, options: FastifyWebsocketOption
   function wrap (handler: WebsocketHandler): WebsocketHandler {
     return function compatHandler (this: FastifyInstance, socket, request) {
       server.emit('connection', socket, request.raw)
-      socket.on('error', (error) => handleError(this, error, socket, request))
+      socket.on('error', (error) => {
+        // The connection has already failed with its close code: the default handler only logs, terminating would lose that frame.
+        if (errorHandler === defaultErrorHandler) request.log.error(error)
+        else handleError(this, error, socket, request)
+      })
       let result: unknown
       try {
         result = handler.call(this, socket, request)
@@ -310,15 +315,13 @@ async function compat (fastify: FastifyInstance, options: FastifyWebsocketOption
         secure: socket?.authorized === true || socket?.encrypted === true,
         req: request.raw
       }
-      if (verifyClient.length < 2) {
-        if ((verifyClient as (info: VerifyClientInfo) => boolean)(info)) done()
-        else refuseClient(reply, 401)
-        return
-      }
-      verifyClient(info, (verified, code, message, headers) => {
+      const answer = (verified: boolean, code?: number, message?: string, headers?: Record<string, string>): void => {
         if (verified) done()
         else refuseClient(reply, code ?? 401, message, headers)
-      })
+      }
+      // As ws: a function of one parameter answers by its return value, one of two through the callback.
+      const verified = verifyClient(info, answer)
+      if (verifyClient.length < 2) answer(verified === true)
     }
 
   fastify.addHook('onRoute', (routeOptions: CompatRouteOptions) => {
@@ -387,7 +390,7 @@ function refuseClient (reply: FastifyReply, code: number, message?: string, head
   reply.code(code).headers(headers ?? {}).type('text/plain; charset=utf-8').send(message ?? STATUS_CODES[code] ?? '')
 }
 
-/** @fastify/websocket's default errorHandler: log, and terminate the socket. */
+/** @fastify/websocket's default errorHandler for a handler's throw or rejection: log, and terminate the socket. */
 function defaultErrorHandler (this: FastifyInstance, error: Error, socket: WebSocket, request: FastifyRequest): void {
   request.log.error(error)
   socket.terminate()
