@@ -127,6 +127,7 @@ const log = (line: string): void => {
 }
 
 const setup = [
+  `Node ${process.version} (V8 ${process.versions.v8}): every server and the load client`,
   PINNING === null
     ? 'processes: one per server, one for the load client; NOT pinned (taskset missing or one core)'
     : `processes: each server alone on core ${PINNING.server}, the load client (Node) on core ${PINNING.client} (taskset)`
