@@ -72,8 +72,9 @@ export type MessageHook = (message: WebSocketMessage<unknown>, socket: WebSocket
   void | boolean | Promise<void | boolean>
 
 /**
- * @internal What a socket needs of the app that holds it: the set of open
- * sockets, the topic table and the diagnostics channels (lib/registry.ts).
+ * What a socket needs of the app that holds it: the set of open sockets, the
+ * topic table and the diagnostics channels (lib/registry.ts implements it).
+ * Not part of the public API: the plugin creates sockets, applications don't.
  */
 export interface SocketOwner {
   /** The 101 is written: `socket` joins the open set. */

@@ -267,7 +267,7 @@ export async function startInstance (t: Teardown, env: Record<string, string>): 
     })
     exited.then((code) => reject(new Error(`instance exited (${code}) before listening`)), reject)
   })
-  await withTimeout(listening, 'the instance to listen', 20_000)
+  await withTimeout(listening, 'the instance to listen', 60_000)
   return {
     port,
     logs,
