@@ -23,6 +23,7 @@ export const channelNames = {
 
 /** What `fastify-rfc6455:connection:open` carries. */
 export interface ConnectionOpenMessage {
+  /** The socket the route's handler gets. */
   socket: WebSocket
   /** The handshake request, its hooks run. */
   request: FastifyRequest
@@ -32,7 +33,9 @@ export interface ConnectionOpenMessage {
 
 /** What `fastify-rfc6455:connection:close` carries. */
 export interface ConnectionCloseMessage {
+  /** The socket, now CLOSED. */
   socket: WebSocket
+  /** The route's URL pattern, such as `/chat/:room`. */
   route: string
   /** The handshake request's `request.id`. */
   requestId: string
@@ -53,9 +56,13 @@ export interface ConnectionCloseMessage {
 
 /** What `fastify-rfc6455:connection:error` carries. */
 export interface ConnectionErrorMessage {
+  /** The socket that failed. */
   socket: WebSocket
+  /** The route's URL pattern, such as `/chat/:room`. */
   route: string
+  /** The handshake request's `request.id`. */
   requestId: string
+  /** The error; `error.cause` holds what a handler, listener or hook threw. */
   error: ProtocolError
   /** `error.code`, such as `WS_ERR_INVALID_UTF8`. */
   code: string

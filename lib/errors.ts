@@ -6,7 +6,13 @@
  */
 import { Buffer } from 'node:buffer'
 
+/**
+ * An error thrown at the application's code: at startup for a bad option or
+ * route, or by a call given a bad argument (`socket.close(999)`,
+ * `send(undefined)`). Never carries a close code: nothing was sent.
+ */
 export class FastifyWebSocketError extends Error {
+  /** A stable `FST_WS_*` string, such as `FST_WS_INVALID_OPTION`; the message says more and may change. */
   readonly code: string
 
   /** `options.cause`: the error that led to this one (a Redis client's, for FST_WS_REDIS_CONNECT). */
@@ -126,8 +132,11 @@ export function notWebSocketRouteError (url: string, suspect: boolean): FastifyW
  * server's end closed with no answer.
  */
 export class HandshakeRefusedError extends FastifyWebSocketError {
+  /** The HTTP status of the answer, such as 401, 403 or 404. */
   readonly statusCode: number
+  /** The answer's headers, names in lowercase. */
   readonly headers: Record<string, string>
+  /** The answer's body as text, `''` when none. */
   readonly body: string
 
   constructor (statusCode: number, headers: Record<string, string>, body: string) {

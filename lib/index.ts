@@ -1,3 +1,8 @@
+/**
+ * The plugin, the socket, the errors and the types of a WebSocket app.
+ *
+ * @module fastify-rfc6455
+ */
 import type {
   ContextConfigDefault, FastifyBaseLogger, FastifySchema, FastifyTypeProvider, FastifyTypeProviderDefault,
   RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerBase, RawServerDefault, RouteGenericInterface,

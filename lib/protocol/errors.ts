@@ -6,7 +6,9 @@ import { CloseCode } from './constants.js'
  * (RFC 6455 §7.1.7 "Fail the WebSocket Connection").
  */
 export class ProtocolError extends Error {
+  /** Why the connection failed, a stable `WS_ERR_*` string such as `WS_ERR_INVALID_UTF8`. */
   readonly code: string
+  /** The close code the server sent (RFC 6455 §7.4.1), such as 1002, 1007, 1009 or 1011. */
   readonly closeCode: number
 
   constructor (code: string, closeCode: number, message: string) {

@@ -8,6 +8,8 @@
  * import { RedisBroker } from 'fastify-rfc6455/redis'
  * await app.register(fastifyRfc6455, { broker: new RedisBroker({ url: 'redis://127.0.0.1:6379' }) })
  * ```
+ *
+ * @module fastify-rfc6455/redis
  */
 import { Buffer } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
@@ -22,7 +24,7 @@ import { newEpoch, type Broker, type BrokerContext, type BrokerHistory, type Bro
 import { FLAG_HISTORY, historyKeys, PUBLISH_SCRIPT, publishedPosition, READ_SCRIPT, readAnswer, type Script } from './redis-history.js'
 
 /** node-redis's per-command options the broker gives: replies of bulk strings as Buffers (history reads). */
-interface CommandOptions {
+export interface CommandOptions {
   typeMapping?: Record<number, unknown>
 }
 
@@ -31,17 +33,27 @@ type MessageListener = (message: Buffer, channel: Buffer) => void
 
 /** The commands and events of a node-redis client or cluster client the broker uses. */
 interface RedisConnection {
+  /** The socket to Redis is open (connected, or reconnecting after a drop). */
   readonly isOpen: boolean
   /** Connected and ready for commands; a cluster client has it from node-redis 6 (before, `isOpen` stands for it). */
   readonly isReady?: boolean
+  /** Subscribes to a sharded channel (Redis 7 `SSUBSCRIBE`), the listener getting messages as bytes. */
   SSUBSCRIBE (channels: string, listener: MessageListener, bufferMode: true): Promise<void>
+  /** Leaves a sharded channel (`SUNSUBSCRIBE`). */
   SUNSUBSCRIBE (channels: string): Promise<void>
+  /** Subscribes to a classic channel (`SUBSCRIBE`), the listener getting messages as bytes. */
   SUBSCRIBE (channels: string, listener: MessageListener, bufferMode: true): Promise<void>
+  /** Leaves a classic channel (`UNSUBSCRIBE`). */
   UNSUBSCRIBE (channels: string): Promise<void>
+  /** Opens the connection; node-redis rejects when Redis cannot be reached or refuses it. */
   connect (): Promise<unknown>
+  /** Closes the connection once the commands sent are answered (`quit()` before node-redis 5). */
   close (): Promise<void>
+  /** Closes the connection at once, failing the commands not yet answered. */
   destroy (): void
+  /** Listens to a connection event: `error`, `ready`, `end`... */
   on (event: string, listener: (value: unknown) => void): unknown
+  /** Removes a listener added with `on`. */
   off (event: string, listener: (value: unknown) => void): unknown
 }
 
@@ -50,13 +62,17 @@ interface RedisConnection {
  * 5 or 6, with or without modules) the broker uses.
  */
 export interface RedisBrokerClient extends RedisConnection {
+  /** Connected and ready for commands. */
   readonly isReady: boolean
+  /** Sends a raw command (`['SPUBLISH', channel, payload]`), answered with Redis's reply. */
   sendCommand (args: Array<string | Buffer>, options?: CommandOptions): Promise<unknown>
+  /** A new client with the same options, not yet connected: the broker's subscriber connection. */
   duplicate (): RedisBrokerClient
 }
 
 /** The part of a node-redis cluster client (`createCluster()`) the broker uses. */
 export interface RedisBrokerCluster extends RedisConnection {
+  /** Sends a raw command to the node that owns `firstKey`'s hash slot (`isReadonly`: a replica may answer). */
   sendCommand (firstKey: string, isReadonly: boolean, args: Array<string | Buffer>, options?: CommandOptions): Promise<unknown>
   /** node-redis 6.1 and later; before 6.2, `sendCommand` routes every command by its first key. */
   getNodeClientForKey? (key: string, isReadonly: boolean): Promise<Pick<RedisBrokerClient, 'sendCommand'>>

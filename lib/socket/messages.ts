@@ -10,7 +10,9 @@ import { ProtocolError } from '../protocol/errors.js'
  * it came as a binary message (opcode 0x2, RFC 6455 §5.6).
  */
 export interface WebSocketMessage<Data = Buffer> {
+  /** The payload: a Buffer (text as its UTF-8 bytes), or the parsed value on a `messages: 'json'` route; a hook may replace it. */
   data: Data
+  /** `true` for a binary message (opcode 0x2), `false` for text (opcode 0x1); RFC 6455 §5.6. */
   isBinary: boolean
 }
 
@@ -47,7 +49,9 @@ export type InvalidMessageAction = 'close' | 'emit'
  * `validation` the validator's errors (Ajv's by default) for a schema failure.
  */
 export class MessageValidationError extends ProtocolError {
+  /** The refused message's payload as received, before parsing. */
   readonly data: Buffer
+  /** The validator's errors (Ajv's `{ instancePath, message, ... }` by default) when `schema.message` refused it; `undefined` for bad JSON or a binary message. */
   readonly validation: FastifySchemaValidationError[] | undefined
 
   constructor (code: string, closeCode: number, message: string, data: Buffer, validation?: FastifySchemaValidationError[]) {
@@ -64,7 +68,9 @@ export class MessageValidationError extends ProtocolError {
  * `validation` the validator's errors (Ajv's by default).
  */
 export class SendValidationError extends FastifyWebSocketError {
+  /** The value given to `sendJSON()`, not sent. */
   readonly value: unknown
+  /** The validator's errors (Ajv's `{ instancePath, message, ... }` by default). */
   readonly validation: FastifySchemaValidationError[]
 
   constructor (message: string, value: unknown, validation: FastifySchemaValidationError[]) {

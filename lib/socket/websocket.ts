@@ -31,6 +31,7 @@ export interface WebSocketEvents<Message = Buffer> {
   invalid: [error: MessageValidationError]
   /** A ping from the peer; the pong has already been sent (RFC 6455 §5.5.2). */
   ping: [data: Buffer]
+  /** A pong from the peer, in answer to `ping()` or unsolicited (RFC 6455 §5.5.3); `data` its payload, at most 125 bytes. */
   pong: [data: Buffer]
   /** The backlog that made `send()` return false has been written. */
   drain: []
@@ -101,9 +102,13 @@ export interface SocketOwner {
  * `Send`: what `sendJSON()` takes (from its `schema.send`).
  */
 export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<WebSocketEvents<Message>> implements AsyncIterable<WebSocketMessage<Message>> {
+  /** `readyState` 0: the opening handshake is under way (WHATWG WebSocket `CONNECTING`). */
   static readonly CONNECTING = ReadyState.CONNECTING
+  /** `readyState` 1: open, messages flow both ways. */
   static readonly OPEN = ReadyState.OPEN
+  /** `readyState` 2: a close frame has been sent or received (RFC 6455 §7.1.3), the closing handshake is under way. */
   static readonly CLOSING = ReadyState.CLOSING
+  /** `readyState` 3: the connection is closed (RFC 6455 §7.1.4). */
   static readonly CLOSED = ReadyState.CLOSED
 
   /** The subprotocol the server chose (RFC 6455 §1.9), '' when none. */
