@@ -157,7 +157,7 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
 
   // The schema runs before the 101: a room name out of bounds gets 400 over plain HTTP.
   const schema = { params: { type: 'object', properties: { room: { type: 'string', minLength: 1, maxLength: MAX_ROOM } } } }
-  app.get<{ Params: { room: string } }>(CHAT_ROUTE, { ws: true, schema }, (socket, request) => {
+  app.get<{ Params: { room: string } }>(CHAT_ROUTE, { ws: { perMessageDeflate: { serverNoContextTakeover: true } }, schema }, (socket, request) => {
     const { room } = request.params
     const topic = `room:${room}`
     const id = randomUUID()
