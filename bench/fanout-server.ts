@@ -7,7 +7,10 @@
  *   node --import tsx bench/fanout-server.ts rfc6455|ws|fastify-websocket
  *
  * env PORT, MAX_PAYLOAD as bench/echo-server.ts; REDIS_URL (rfc6455 only):
- * carry publishes between instances through the Redis broker.
+ * carry publishes between instances through the Redis broker; DEFLATE
+ * (rfc6455 and ws): accept permessage-deflate, 'takeover' with context
+ * takeover (the default of both), 'no-context-takeover' with
+ * server_no_context_takeover asked for.
  *   rfc6455            fastify-rfc6455 (the built package): socket.subscribe(topic),
  *                      app.websocket.publish(topic, data)
  *   ws                 ws 8 with bufferutil: for (const c of wss.clients) c.send(data)
@@ -25,6 +28,7 @@ const maxPayload = Number(process.env.MAX_PAYLOAD ?? 16 * 1024 * 1024)
 const redisUrl = process.env.REDIS_URL
 const host = '127.0.0.1'
 const TOPIC = 'bench'
+const deflate = process.env.DEFLATE === undefined ? false : { serverNoContextTakeover: process.env.DEFLATE === 'no-context-takeover' }
 
 /** The loop both ws-based servers run: one send per client. */
 function fanOut (clients: Set<WebSocket>): (data: RawData, isBinary: boolean) => void {
@@ -35,7 +39,7 @@ function fanOut (clients: Set<WebSocket>): (data: RawData, isBinary: boolean) =>
 
 switch (kind) {
   case 'rfc6455': {
-    const options: FastifyRfc6455Options = { maxPayload }
+    const options: FastifyRfc6455Options = { maxPayload, perMessageDeflate: deflate }
     if (redisUrl !== undefined) {
       const { RedisBroker } = await import('fastify-rfc6455/redis')
       options.broker = new RedisBroker({ url: redisUrl })
@@ -53,7 +57,7 @@ switch (kind) {
   }
   case 'ws': {
     checkBufferutil()
-    const server = new WebSocketServer({ port, host, maxPayload })
+    const server = new WebSocketServer({ port, host, maxPayload, perMessageDeflate: deflate })
     const onMessage = fanOut(server.clients)
     server.on('connection', (socket) => socket.on('message', onMessage))
     await new Promise((resolve) => server.once('listening', resolve))

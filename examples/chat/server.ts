@@ -206,7 +206,7 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
       })
     }
   }
-  app.get<{ Params: { room: string }, Querystring: { since?: string } }>(CHAT_ROUTE, { ws: true, schema, preValidation: refuseRoom }, async (socket, request) => {
+  app.get<{ Params: { room: string }, Querystring: { since?: string } }>(CHAT_ROUTE, { ws: { perMessageDeflate: { serverNoContextTakeover: true } }, schema, preValidation: refuseRoom }, async (socket, request) => {
     const { room } = request.params
     const topic = `room:${room}`
     const id = randomUUID()

@@ -5,6 +5,7 @@ import {
 import { CloseCode } from './constants.js'
 import { messageTooBig, ProtocolError } from './errors.js'
 import type { ExtensionOffer } from './extensions.js'
+import { encodeHeader } from './frame.js'
 
 /** Options of permessage-deflate (RFC 7692); sizes in bytes. */
 export interface PerMessageDeflateOptions {
@@ -139,7 +140,12 @@ function windowBits (value: string | true): number | null {
   return Number(value)
 }
 
-type Callback = (error: ProtocolError | null, data: Buffer) => void
+/**
+ * Called once an operation is done: with an error (and an empty Buffer), or
+ * with the output; a compression shared by several connections also gives
+ * the frame header for its output, the same Buffer for all of them.
+ */
+export type Callback = (error: ProtocolError | null, data: Buffer, header?: Buffer) => void
 
 const EMPTY = Buffer.alloc(0)
 
@@ -178,32 +184,40 @@ export class PerMessageDeflate {
    * Z_SYNC_FLUSH, the trailing 00 00 ff ff removed.
    */
   compress (data: Buffer, callback: Callback): void {
-    const deflate = this.deflate ??= createDeflateRaw({
-      windowBits: this.params.serverMaxWindowBits,
-      memLevel: this.memLevel,
-      level: this.level
-    }).on('error', ignore)
-    const chunks: Buffer[] = []
-    let length = 0
-    const onData = (chunk: Buffer): void => {
-      chunks.push(chunk)
-      length += chunk.length
-    }
-    const onError = (error: Error): void => {
-      deflate.removeListener('data', onData)
-      this.freeDeflate()
-      callback(new ProtocolError('WS_ERR_INTERNAL', CloseCode.InternalError, `compression failed: ${error.message}`), EMPTY)
-    }
-    deflate.on('data', onData)
-    deflate.once('error', onError)
-    deflate.write(data)
-    deflate.flush(constants.Z_SYNC_FLUSH, () => {
-      deflate.removeListener('data', onData)
-      deflate.removeListener('error', onError)
+    const deflate = this.deflate ??= this.createDeflate()
+    runDeflate(deflate, data, (error, output) => {
+      if (error !== null) {
+        this.freeDeflate()
+        callback(error, EMPTY)
+        return
+      }
       if (this.deflate !== deflate) return
       if (this.params.serverNoContextTakeover) this.freeDeflate()
-      const output = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, length)
-      callback(null, output.subarray(0, endsWithTrailer(output) ? output.length - 4 : output.length))
+      callback(null, output)
+    })
+  }
+
+  /**
+   * Settings that decide the compressed bytes of a message when every
+   * message starts with an empty compressor (server_no_context_takeover):
+   * connections with the same key may share one compression (see
+   * PreparedMessage). Null with context takeover, where the output depends on
+   * the connection's earlier messages too.
+   */
+  get shareKey (): string | null {
+    if (!this.params.serverNoContextTakeover) return null
+    return `${this.params.serverMaxWindowBits}:${this.memLevel}:${this.level}`
+  }
+
+  /**
+   * Compresses `data` as `compress()` does with no context takeover, with a
+   * compressor of its own, freed once done: this connection's is not touched.
+   */
+  compressAlone (data: Buffer, callback: Callback): void {
+    const deflate = this.createDeflate()
+    runDeflate(deflate, data, (error, output) => {
+      deflate.close()
+      callback(error, output)
     })
   }
 
@@ -256,6 +270,14 @@ export class PerMessageDeflate {
     this.freeInflate()
   }
 
+  private createDeflate (): DeflateRaw {
+    return createDeflateRaw({
+      windowBits: this.params.serverMaxWindowBits,
+      memLevel: this.memLevel,
+      level: this.level
+    }).on('error', ignore)
+  }
+
   private freeDeflate (): void {
     this.deflate?.close()
     this.deflate = null
@@ -265,6 +287,106 @@ export class PerMessageDeflate {
     this.inflate?.close()
     this.inflate = null
   }
+}
+
+/**
+ * One message compressed once for every connection that can share the
+ * output: the fan-out of a publish (gorilla/websocket calls the idea a
+ * prepared message). With server_no_context_takeover (RFC 7692 §7.1.1.1)
+ * each message is compressed from an empty LZ77 window, so its bytes depend
+ * only on the payload and the compressor's settings (`shareKey`): the first
+ * connection with a given key starts one compression, the others with that
+ * key wait for it, and all of them queue the same compressed payload and
+ * frame header. A connection with context takeover compresses on its own.
+ */
+export class PreparedMessage {
+  readonly opcode: number
+  readonly payload: Buffer
+  /** Per shareKey, the shared compression; created on the first connection that needs one. */
+  private shared: Map<string, SharedCompression> | null = null
+
+  /** `opcode`: Text or Binary, the frame's opcode (RFC 6455 §5.2). */
+  constructor (opcode: number, payload: Buffer) {
+    this.opcode = opcode
+    this.payload = payload
+  }
+
+  /**
+   * Calls `callback` with this message compressed by `deflate`'s settings:
+   * the shared output when `deflate` has no context takeover (with its
+   * frame header), else compressed by `deflate` itself.
+   */
+  compress (deflate: PerMessageDeflate, callback: Callback): void {
+    const key = deflate.shareKey
+    if (key === null) {
+      deflate.compress(this.payload, callback)
+      return
+    }
+    const shared = this.shared ??= new Map()
+    let compression = shared.get(key)
+    if (compression === undefined) {
+      compression = new SharedCompression(this.opcode)
+      shared.set(key, compression)
+      deflate.compressAlone(this.payload, compression.done)
+    }
+    compression.wait(callback)
+  }
+}
+
+/** One compression awaited by several connections; each gets the result in the order it asked. */
+class SharedCompression {
+  private readonly opcode: number
+  private waiting: Callback[] | null = []
+  private error: ProtocolError | null = null
+  private data: Buffer = EMPTY
+  private header: Buffer = EMPTY
+
+  constructor (opcode: number) {
+    this.opcode = opcode
+  }
+
+  wait (callback: Callback): void {
+    if (this.waiting !== null) this.waiting.push(callback)
+    else callback(this.error, this.data, this.error === null ? this.header : undefined)
+  }
+
+  readonly done = (error: ProtocolError | null, data: Buffer): void => {
+    this.error = error
+    this.data = data
+    if (error === null) this.header = encodeHeader(this.opcode, data.length, { rsv1: true })
+    const waiting = this.waiting as Callback[]
+    this.waiting = null
+    for (const callback of waiting) callback(error, data, error === null ? this.header : undefined)
+  }
+}
+
+/**
+ * Compresses one message's payload on `deflate` (§7.2.1): raw DEFLATE,
+ * flushed with Z_SYNC_FLUSH, the trailing 00 00 ff ff removed.
+ */
+function runDeflate (deflate: DeflateRaw, data: Buffer, callback: Callback): void {
+  const chunks: Buffer[] = []
+  let length = 0
+  let failed = false
+  const onData = (chunk: Buffer): void => {
+    chunks.push(chunk)
+    length += chunk.length
+  }
+  const onError = (error: Error): void => {
+    failed = true
+    deflate.removeListener('data', onData)
+    callback(new ProtocolError('WS_ERR_INTERNAL', CloseCode.InternalError, `compression failed: ${error.message}`), EMPTY)
+  }
+  deflate.on('data', onData)
+  deflate.once('error', onError)
+  deflate.write(data)
+  deflate.flush(constants.Z_SYNC_FLUSH, () => {
+    if (failed) return
+    deflate.removeListener('data', onData)
+    deflate.removeListener('error', onError)
+    const output = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, length)
+    callback(null, output.subarray(0, endsWithTrailer(output) ? output.length - 4 : output.length))
+  })
 }
 
 function endsWithTrailer (data: Buffer): boolean {

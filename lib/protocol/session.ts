@@ -5,7 +5,7 @@ import { invalidUtf8, ProtocolError } from './errors.js'
 import { type EncodeOptions, encodeHeader } from './frame.js'
 import { type MessageHandler, MessageReader } from './message.js'
 import { FrameParser } from './parser.js'
-import type { PerMessageDeflate } from './permessage-deflate.js'
+import type { PerMessageDeflate, PreparedMessage } from './permessage-deflate.js'
 
 /** readyState values, as the WHATWG WebSocket numbers them. */
 export const ReadyState = {
@@ -43,6 +43,8 @@ interface Outgoing {
   opcode: number
   payload: Buffer
   compress: boolean
+  /** The payload compressed once for many connections, when it is a publish. */
+  prepared: PreparedMessage | undefined
 }
 
 /**
@@ -121,20 +123,22 @@ export class Session implements MessageHandler {
    * Sends one unfragmented message; with permessage-deflate and `compress`,
    * compressed (RSV1 set, RFC 7692 §6). `header`: the frame header already
    * encoded for this payload uncompressed (a broadcast frames once).
+   * `prepared`: the same message as a PreparedMessage, whose compressed
+   * output connections with the same settings share (a publish).
    * Dropped, returning false, once a close frame was sent ("the endpoint
    * MUST NOT send any further data frames", RFC 6455 §5.5.1).
    */
-  sendMessage (opcode: number, payload: Buffer, compress: boolean, header?: Buffer): boolean {
+  sendMessage (opcode: number, payload: Buffer, compress: boolean, header?: Buffer, prepared?: PreparedMessage): boolean {
     if (this.closeSent) return false
     if (this.outgoing === null && !compress) this.writeFrame(opcode, payload, false, header)
-    else this.enqueue({ opcode, payload, compress: compress && this.deflate !== null })
+    else this.enqueue({ opcode, payload, compress: compress && this.deflate !== null, prepared })
     return true
   }
 
   /** Sends a ping or a pong, after any message waiting to be compressed. */
   sendControl (opcode: number, payload: Buffer): boolean {
     if (this.closeSent) return false
-    this.enqueue({ opcode, payload, compress: false })
+    this.enqueue({ opcode, payload, compress: false, prepared: undefined })
     return true
   }
 
@@ -148,7 +152,7 @@ export class Session implements MessageHandler {
     this.closeSent = true
     this.initiator ??= 'server'
     this.readyState = ReadyState.CLOSING
-    this.enqueue({ opcode: Opcode.Close, payload: encodeClosePayload(code, reason), compress: false })
+    this.enqueue({ opcode: Opcode.Close, payload: encodeClosePayload(code, reason), compress: false, prepared: undefined })
   }
 
   /**
@@ -247,14 +251,15 @@ export class Session implements MessageHandler {
       this.queuedBytes += frame.payload.length
       return
     }
-    if (frame.compress) this.compress(frame.opcode, frame.payload)
+    if (frame.compress) this.compress(frame.opcode, frame.payload, frame.prepared)
     else this.writeFrame(frame.opcode, frame.payload, false)
   }
 
-  private compress (opcode: number, payload: Buffer): void {
+  private compress (opcode: number, payload: Buffer, prepared: PreparedMessage | undefined): void {
     this.outgoing = []
     this.queuedBytes += payload.length
-    ;(this.deflate as PerMessageDeflate).compress(payload, (error, compressed) => {
+    const deflate = this.deflate as PerMessageDeflate
+    const done = (error: ProtocolError | null, compressed: Buffer, header?: Buffer): void => {
       const waiting = this.outgoing
       if (waiting === null) return
       if (error !== null) {
@@ -263,7 +268,7 @@ export class Session implements MessageHandler {
       }
       this.outgoing = null
       this.queuedBytes = 0
-      this.writeFrame(opcode, compressed, true)
+      this.writeFrame(opcode, compressed, true, header)
       for (let i = 0; i < waiting.length; i++) {
         this.enqueue(waiting[i])
         // A compression started by that frame makes the rest wait behind it.
@@ -273,7 +278,9 @@ export class Session implements MessageHandler {
           return
         }
       }
-    })
+    }
+    if (prepared === undefined) deflate.compress(payload, done)
+    else prepared.compress(deflate, done)
   }
 
   private writeFrame (opcode: number, payload: Buffer, rsv1: boolean, header?: Buffer): void {

@@ -1,14 +1,16 @@
 import { Opcode } from '../protocol/constants.js'
 import { encodeHeader } from '../protocol/frame.js'
+import { PreparedMessage } from '../protocol/permessage-deflate.js'
 import { toPayload, type SendOptions, type WebSocketData } from '../socket/payload.js'
 import type { WebSocket } from '../socket/websocket.js'
 
 /**
  * Sends one message to many sockets, framed once: the payload is encoded
  * (a string's UTF-8) and its frame header built a single time, and the same
- * bytes are queued on every OPEN socket. A socket with permessage-deflate
- * compresses the message itself when it is over that socket's threshold,
- * since each compressor's context is its own (RFC 7692 §7.2.1).
+ * bytes are queued on every OPEN socket. Sockets with permessage-deflate
+ * and server_no_context_takeover share one compression per compressor
+ * settings (see PreparedMessage); a socket with context takeover compresses
+ * the message itself, since its compressor's context is its own (RFC 7692 §7.2.1).
  * Returns how many sockets took the message; sockets that are not OPEN are skipped.
  * For named groups that span instances, see topics (`socket.subscribe()`, `app.websocket.publish()`).
  */
@@ -30,9 +32,10 @@ export function broadcastPayload (
   except?: WebSocket
 ): number {
   const header = encodeHeader(opcode, payload.length)
+  const prepared = new PreparedMessage(opcode, payload)
   let sent = 0
   for (const socket of sockets) {
-    if (socket !== except && socket.deliver(opcode, payload, compress, header)) sent++
+    if (socket !== except && socket.deliver(opcode, payload, compress, header, prepared)) sent++
   }
   return sent
 }

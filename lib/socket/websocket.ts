@@ -10,6 +10,7 @@ import {
 import { MAX_CLOSE_REASON, isValidWireCode } from '../protocol/close.js'
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js'
 import { ProtocolError } from '../protocol/errors.js'
+import type { PreparedMessage } from '../protocol/permessage-deflate.js'
 import { ReadyState } from '../protocol/session.js'
 import { toPayload, type SendOptions, type WebSocketData } from './payload.js'
 import type { Subscribed, SubscribeOptions } from './position.js'
@@ -234,14 +235,15 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
    * @internal Queues a message already turned into bytes; true when it was
    * queued (the socket is OPEN and under `maxBackpressure`). `header`: its
    * frame header, encoded once for many sockets; used unless this socket
-   * compresses the message.
+   * compresses the message. `prepared`: the message of a fan-out, whose
+   * compression sockets with the same settings share.
    */
-  deliver (opcode: number, payload: Buffer, compress: boolean | undefined, header: Buffer | undefined): boolean {
+  deliver (opcode: number, payload: Buffer, compress: boolean | undefined, header: Buffer | undefined, prepared?: PreparedMessage): boolean {
     const session = this.connection.session
     if (session.readyState !== ReadyState.OPEN) return false
     const deflate = session.deflate
     if (deflate !== null && (compress ?? payload.length >= deflate.threshold)) {
-      return this.connection.send(opcode, payload, true)
+      return this.connection.send(opcode, payload, true, undefined, prepared)
     }
     return this.connection.send(opcode, payload, false, header)
   }

@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer'
 import { CloseCode, Opcode } from '../protocol/constants.js'
 import { ProtocolError } from '../protocol/errors.js'
-import type { PerMessageDeflate } from '../protocol/permessage-deflate.js'
+import type { PerMessageDeflate, PreparedMessage } from '../protocol/permessage-deflate.js'
 import { ReadyState, Session, type SessionIO } from '../protocol/session.js'
 import type { ByteStream, Transport } from './transport.js'
 
@@ -124,16 +124,17 @@ export class Connection implements SessionIO {
 
   /**
    * Sends one message, compressed when `compress` and permessage-deflate is
-   * on; `header` is its frame header when already encoded. Past `maxBackpressure` bytes of backlog the connection fails with 1008
+   * on; `header` is its frame header when already encoded; `prepared` the
+   * same message compressed once for many connections (a publish). Past `maxBackpressure` bytes of backlog the connection fails with 1008
    * instead. Returns false when the message was not queued.
    */
-  send (opcode: number, payload: Buffer, compress: boolean, header?: Buffer): boolean {
+  send (opcode: number, payload: Buffer, compress: boolean, header?: Buffer, prepared?: PreparedMessage): boolean {
     if (this.bufferedAmount > this.limits.maxBackpressure) {
       this.session.fail(new ProtocolError('WS_ERR_BACKPRESSURE', CloseCode.PolicyViolation,
         `unsent backlog over maxBackpressure of ${this.limits.maxBackpressure} bytes`))
       return false
     }
-    if (!this.session.sendMessage(opcode, payload, compress, header)) return false
+    if (!this.session.sendMessage(opcode, payload, compress, header, prepared)) return false
     this.messagesOut++
     return true
   }
