@@ -89,7 +89,8 @@ export interface EchoServer {
 export async function startEchoServer (options: { maxPayload?: number } = {}): Promise<EchoServer> {
   // Both kinds of server take the same routes; Fastify types them apart.
   const app = (TRANSPORT === 'http2' ? Fastify({ http2: true }) : Fastify()) as FastifyInstance
-  await app.register(fastifyRfc6455, { maxPayload: options.maxPayload ?? MAX_PAYLOAD })
+  // No heartbeat: a case checks every frame the server sends, and one server serves a whole file of cases, longer than 30 s on a loaded machine.
+  await app.register(fastifyRfc6455, { maxPayload: options.maxPayload ?? MAX_PAYLOAD, heartbeatInterval: 0 })
   const logs = new Map<number, AppLog>()
   app.get('/', { ws: true }, (socket, request) => {
     let onClosed!: () => void
