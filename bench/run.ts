@@ -6,7 +6,7 @@
  * same fan-out across two instances through Redis.
  *
  *   --quick              one round of short runs, 2k idle connections: about a minute and a half
- *   --cases a,b          only these: echo (echo, handshakes, idle memory), fanout, redis (default: these three),
+ *   --cases a,b          only these: echo (echo, handshakes, idle memory), fanout, redis, recovery (default: these four),
  *                        h2 (16 B and 64 KiB echo and handshakes over HTTP/2 streams, h2c, beside HTTP/1.1; about 80 s),
  *                        overhead (about 2.5 min; --quick 1 min): 16 B and 1 KiB echo of ours (bench/overhead-server.ts)
  *                        on four servers in turn: `before`, the package built from --baseline; `now`, this tree's
@@ -15,6 +15,8 @@
  *                        before and now echo binary and text messages (JSON documents), now+subscribers binary,
  *                        now+json text (it refuses binary: the ratio of its text echo to before's is what parsing,
  *                        validating and re-serialising cost). Msg/s and server CPU per message, ratios to before
+ *                        recovery (about 15 s; bench/recovery.ts): a topic with history against one without through
+ *                        Redis, the resume of 1,000 missed messages, a history topic's memory in the LocalBroker
  *   --baseline REF       the git ref `before` is built from (default 61a8f72, the commit before the observability
  *                        work); built with this tree's tsc and node_modules, kept in the temporary directory
  *   --servers a,b        only these (rfc6455, ws, fastify-websocket, net; fan-out has no net)
@@ -39,6 +41,7 @@ import { FD_LIMIT, PINNING } from './launch.js'
 import { LoadClient } from './load.js'
 import { measureIdleMemory } from './memory.js'
 import { runOverhead } from './overhead.js'
+import { renderRecovery, runRecovery } from './recovery.js'
 import { describeMachine } from './proc.js'
 import { profileServer } from './profile.js'
 import { redisMissing, runRedisFanout } from './redis.js'
@@ -92,8 +95,8 @@ const FANOUT_CASES: Array<[subscribers: number, size: number]> = [[100, 16], [10
 const FANOUT_WINDOW = 16
 /** The case run through Redis: the middle one. */
 const REDIS_CASE = FANOUT_CASES[1]
-const CASES = ['echo', 'fanout', 'redis', 'h2', 'overhead']
-const DEFAULT_CASES = ['echo', 'fanout', 'redis']
+const CASES = ['echo', 'fanout', 'redis', 'h2', 'overhead', 'recovery']
+const DEFAULT_CASES = ['echo', 'fanout', 'redis', 'recovery']
 /** --cases overhead: the echo sizes. */
 const OVERHEAD_SIZES = [16, 1024]
 /** --cases h2: the echo sizes. */
@@ -117,7 +120,7 @@ const wanted = options.servers?.split(',').map((name) => name.trim())
 const chosen = (specs: ServerSpec[]): ServerSpec[] => specs.filter((spec) => wanted === undefined || wanted.includes(spec.name))
 const servers = cases.includes('echo') ? chosen(SERVERS) : []
 const fanoutServers = cases.includes('fanout') ? chosen(FANOUT_SERVERS) : []
-if (servers.length + fanoutServers.length === 0 && !['redis', 'h2', 'overhead'].some((name) => cases.includes(name))) {
+if (servers.length + fanoutServers.length === 0 && !['redis', 'h2', 'overhead', 'recovery'].some((name) => cases.includes(name))) {
   throw new Error(`--servers: none of ${SERVERS.map((s) => s.name).join(', ')}`)
 }
 
@@ -329,6 +332,10 @@ if (cases.includes('h2')) results.h2 = await runH2(ROUNDS, H2_SIZES.map(echoPhas
 if (cases.includes('overhead')) results.overhead = await runOverhead(options.baseline, ROUNDS, OVERHEAD_SIZES.map(echoPhase), progress, log)
 
 process.stdout.write('\n' + render(results) + '\n')
+if (cases.includes('recovery')) {
+  const missing = redisMissing()
+  process.stdout.write('\n' + (missing === null ? renderRecovery(await runRecovery(quick ? 2 : 4, quick ? 10 : 30, log)) : `Topics with history: skipped: ${missing}`) + '\n')
+}
 
 const svg = chart(results, new Date(began))
 if (svg !== null) {

@@ -168,6 +168,7 @@ export class LocalBroker implements Broker {
   private readonly subscribed = new Set<string>()
   private sweeper: NodeJS.Timeout | undefined
 
+  /** In-memory topic histories (see the class's description). */
   readonly history: BrokerHistory = {
     publish: (message, settings) => this.append(message, settings),
     read: (topic, since, limit) => this.read(topic, since, limit)
@@ -190,6 +191,7 @@ export class LocalBroker implements Broker {
   close (): void {
     clearInterval(this.sweeper)
     this.topics.clear()
+    this.subscribed.clear()
   }
 
   private append (message: BrokerMessage, settings: HistorySettings): Position {

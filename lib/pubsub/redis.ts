@@ -221,6 +221,13 @@ interface Link {
  * doubling to 2 s, with jitter) and subscribes again to its channels; the
  * broker then brings the subscriptions in line with the topics that gained or
  * lost their last subscriber meanwhile.
+ *
+ * Topics with history (`history`, docs/recovery.md) are kept in Redis
+ * Streams (see lib/pubsub/redis-history.ts): a publish to one is a Lua
+ * script that stores it, gives it its offset and publishes it, so that every
+ * instance, this one included, delivers it from the channel with its
+ * position. While Redis is unreachable such a publish rejects with
+ * FST_WS_HISTORY_UNAVAILABLE instead of reaching this instance only.
  */
 export class RedisBroker implements Broker {
   private readonly options: RedisBrokerOptions

@@ -295,7 +295,9 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
    * every instance (as `ws.publish` in uWebSockets.js and Bun); this socket
    * need not be subscribed. A string goes as text, bytes as binary, framed
    * once for all. Returns how many sockets of this instance took it. Throws
-   * FST_WS_INVALID_TOPIC as `subscribe()` does.
+   * FST_WS_INVALID_TOPIC as `subscribe()` does. On a topic with history the
+   * message reaches this socket too, once it has a position (0 is returned):
+   * see `app.websocket.publishStored()`.
    */
   publish (topic: string, data: WebSocketData, options?: SendOptions): number {
     return this.owner.publish(topic, data, options, this.held)

@@ -235,3 +235,28 @@ export async function apiChecks (): Promise<void> {
   broker.receive({ topic: 'news', payload: Buffer.from('from elsewhere'), isBinary: false, compress: undefined })
   await app.close()
 }
+
+// Topics with history (docs/recovery.md).
+import {
+  type BrokerHistory, DEFAULT_MAX_RECOVERY, formatPosition, GAP_CLOSE_CODE, type HistoryOption, type HistoryRead, type HistorySettings,
+  parsePosition, type Position, type Subscribed, type SubscribeOptions, type TopicHistory
+} from '../../../lib/index.js'
+
+export async function historyChecks (socket: WebSocket): Promise<void> {
+  const rooms: TopicHistory = { size: 1000, ttl: 600_000, encode: (data, position) => `${formatPosition(position)}|${data.toString()}` }
+  const history: HistoryOption = (topic) => topic.startsWith('room:') ? rooms : null
+  const app = Fastify()
+  await app.register(fastifyRfc6455, { history, maxRecovery: DEFAULT_MAX_RECOVERY, broker: new LocalBroker() })
+  const position: Position = await app.websocket.publishStored('room:a', 'hi')
+  expectType<Position | null>(parsePosition(formatPosition(position)))
+  const options: SubscribeOptions = { since: formatPosition(position) }
+  const resumed: Subscribed = await socket.subscribe('room:a', options)
+  expectType<[boolean, boolean, Position | null]>([resumed.subscribed, resumed.recovered, resumed.position])
+  expectType<boolean>(socket.subscribe('plain'))
+  expectType<1012>(GAP_CLOSE_CODE)
+  const store: BrokerHistory | undefined = new LocalBroker().history
+  const settings: HistorySettings = rooms
+  const read: HistoryRead | Promise<HistoryRead> | undefined = store?.read('room:a', position, 10)
+  expectType<unknown>([settings, read])
+  await app.close()
+}
