@@ -25,6 +25,7 @@ import { FLAG_HISTORY, historyKeys, PUBLISH_SCRIPT, publishedPosition, READ_SCRI
 
 /** node-redis's per-command options the broker gives: replies of bulk strings as Buffers (history reads). */
 export interface CommandOptions {
+  /** node-redis's RESP type mapping: `{ [RESP_TYPES.BLOB_STRING]: Buffer }` makes bulk strings Buffers. */
   typeMapping?: Record<number, unknown>
 }
 

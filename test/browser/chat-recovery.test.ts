@@ -6,13 +6,16 @@
  * in order. Two instances share a real redis-server. Needs `npm run build`
  * (the example imports the package by name, from dist/).
  */
-import { test } from 'tap'
+import tap, { test } from 'tap'
 import { buildChatApp } from '../../examples/chat/server.js'
 import { RedisBroker } from '../../lib/pubsub/redis.js'
 import { closeApp, listen } from '../support/app.js'
 import { launchChromium, PAGE_WAIT_MS, skipWithoutChromium } from '../support/chromium.js'
 import { skipWithoutRedis, startRedis } from '../support/redis.js'
 import { start, TestClient, withTimeout, type Harness } from '../integration/helpers.js'
+
+// Each case drives Chromium through server restarts: more than tap's 60 s per file on a loaded machine.
+tap.setTimeout(180_000)
 
 type Wire = Record<string, unknown>
 

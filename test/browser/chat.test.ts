@@ -10,12 +10,15 @@
  * dist/). Skipped, not failed, where /usr/bin/chromium (or, for the Redis
  * tests, /usr/bin/redis-server) is missing.
  */
-import { test, type Test } from 'tap'
+import tap, { test, type Test } from 'tap'
 import type { Browser, Page } from 'playwright-core'
 import { brokerFromEnv, buildChatApp } from '../../examples/chat/server.js'
 import { closeApp, listen } from '../support/app.js'
 import { launchChromium, PAGE_WAIT_MS, skipWithoutChromium } from '../support/chromium.js'
 import { skipWithoutRedis, startCluster, startRedis, subscriberCounts, waitFor } from '../support/redis.js'
+
+// Each case drives Chromium through server restarts: more than tap's 60 s per file on a loaded machine.
+tap.setTimeout(180_000)
 
 /** A phone's viewport, in CSS pixels. */
 const PHONE = { width: 375, height: 667 }
