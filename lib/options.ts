@@ -130,6 +130,16 @@ export interface FastifyRfc6455Options extends Omit<WebSocketOptions, 'messages'
    * `ws` and @fastify/websocket do not.
    */
   heartbeatInterval?: number
+  /**
+   * WebSockets one HTTP/2 connection may carry at once (RFC 8441): its
+   * extended CONNECT streams, open or being answered. A stream over it is
+   * reset with REFUSED_STREAM (RFC 9113 §5.1.2), logged once per connection
+   * at warn level. One TCP connection, which is what firewalls and proxies
+   * count, then costs no more than this many. When the app's HTTP/2
+   * settings give no `maxConcurrentStreams`, the server advertises this
+   * plus 100 (for requests) instead of Node's 2^32-1. Default 100.
+   */
+  maxHttp2WebSockets?: number
 }
 
 /** Options resolved for one route: every limit set. */
@@ -147,7 +157,8 @@ export const DEFAULTS = {
   highWaterMark: 64 * 1024,
   maxBackpressure: 16 * 1024 * 1024,
   idleTimeout: 0,
-  heartbeatInterval: 30_000
+  heartbeatInterval: 30_000,
+  maxHttp2WebSockets: 100
 }
 
 /**
@@ -285,6 +296,7 @@ const WEBSOCKET_RULES: Record<keyof WebSocketOptions, Rule> = {
 const PLUGIN_RULES: Record<keyof FastifyRfc6455Options, Rule> = {
   ...SHARED_RULES,
   heartbeatInterval: MILLISECONDS,
+  maxHttp2WebSockets: integer(1, MAX_DELAY, ' (WebSockets per HTTP/2 connection)'),
   broker: {
     allowed: `an object with the methods ${BROKER_METHODS.join(', ')} (the Broker interface)`,
     test: (value) => typeof value === 'object' && value !== null &&

@@ -286,6 +286,11 @@ export class Connection implements SessionIO {
 const kConnection = Symbol('fastify-rfc6455.connection')
 type ConnectedSocket = ByteStream & { [kConnection]: Connection }
 
+/** The Connection running over `stream`, if one does: for a transport that goes away under its WebSockets (an HTTP/2 GOAWAY). */
+export function connectionOn (stream: object): Connection | undefined {
+  return (stream as Partial<ConnectedSocket>)[kConnection]
+}
+
 function onData (this: ConnectedSocket, chunk: Buffer): void {
   this[kConnection].receive(chunk)
 }
