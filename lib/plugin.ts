@@ -26,7 +26,8 @@ const DEFAULT_BODY_LIMIT = 1024 * 1024
 export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455Options): Promise<void> {
   validatePluginOptions(options)
   const broker = options.broker ?? new LocalBroker()
-  const topics = new TopicTable(broker)
+  const bodyLimit = (fastify.initialConfig as { bodyLimit?: number }).bodyLimit ?? DEFAULT_BODY_LIMIT
+  const topics = new TopicTable(broker, options.maxPublishPayload ?? Math.min(options.maxPayload ?? bodyLimit, DEFAULTS.maxPublishPayload))
   const registry = new SocketRegistry(topics)
   const sockets = registry.sockets
   await broker.start({ deliver: (message) => topics.deliver(message), log: fastify.log })

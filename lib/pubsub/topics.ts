@@ -1,6 +1,6 @@
 import { Buffer } from 'node:buffer'
 import { broadcastPayload } from './broadcast.js'
-import { topicError } from '../errors.js'
+import { publishSizeError, topicError } from '../errors.js'
 import { Opcode } from '../protocol/constants.js'
 import { toPayload, type SendOptions, type WebSocketData } from '../socket/payload.js'
 import type { WebSocket } from '../socket/websocket.js'
@@ -19,8 +19,12 @@ export class TopicTable {
   private readonly subscribers = new Map<string, Set<WebSocket>>()
   private readonly broker: Broker
 
-  constructor (broker: Broker) {
+  /** Bytes of one publish's payload, at most (the plugin's `maxPublishPayload`). */
+  private readonly maxPublishPayload: number
+
+  constructor (broker: Broker, maxPublishPayload = Number.MAX_SAFE_INTEGER) {
     this.broker = broker
+    this.maxPublishPayload = maxPublishPayload
   }
 
   /** Adds `socket` to `topic`'s subscribers; false when it already was one. */
@@ -58,11 +62,13 @@ export class TopicTable {
    * Sends a message to every local subscriber of `topic` but `except`, framed
    * once, then hands it to the broker for the other instances. Returns how
    * many local sockets took it. Throws FST_WS_INVALID_TOPIC for a topic that
-   * is not a string of at most MAX_TOPIC_BYTES bytes.
+   * is not a string of at most MAX_TOPIC_BYTES bytes, FST_WS_PUBLISH_TOO_LARGE
+   * for a payload over `maxPublishPayload` bytes.
    */
   publish (topic: string, data: WebSocketData, options: SendOptions | undefined, except: WebSocket | undefined): number {
     checkTopic(topic)
     const payload = toPayload(data)
+    if (payload.length > this.maxPublishPayload) throw publishSizeError(payload.length, this.maxPublishPayload)
     const message: BrokerMessage = { topic, payload, isBinary: typeof data !== 'string', compress: options?.compress }
     const sent = this.deliver(message, except)
     this.broker.publish(message)

@@ -12,6 +12,8 @@ export interface ConnectionLimits {
   highWaterMark: number
   maxBackpressure: number
   idleTimeout: number
+  /** Topics one socket may be subscribed to at once (its WebSocket checks it); Infinity for no limit. */
+  maxTopics: number
 }
 
 /** What the connection reports to the object the user holds. */
