@@ -45,7 +45,8 @@ const REQUEST_STREAMS = 100
  * `'connect'` event (and answers 405 when nothing listens there).
  *
  * An extended CONNECT with `:protocol websocket` to the path of a `ws: true`
- * route goes through Fastify's router as a GET, so that params, prefixes,
+ * route, within the connection's `maxWebSockets` and with an allowed origin
+ * (both checked before any hook), goes through Fastify's router as a GET, so that params, prefixes,
  * constraints and hooks apply exactly as for an HTTP/1.1 upgrade, and its
  * handler answers `:status 200` (§5). Any other CONNECT is left to the
  * server's other `'connect'` listeners, or refused (405 without
