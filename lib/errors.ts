@@ -178,3 +178,17 @@ export function noHistoryError (topic: string): FastifyWebSocketError {
   return new FastifyWebSocketError('FST_WS_NO_HISTORY',
     `topic ${JSON.stringify(topic.length > 80 ? topic.slice(0, 80) + '...' : topic)} has no history (the plugin's history option gives it none): use publish()`)
 }
+
+/**
+ * A publish whose payload is over `maxPublishPayload` bytes: refused before
+ * any socket or the broker sees it (a Redis subscriber whose output buffer
+ * passes `client-output-buffer-limit pubsub` is disconnected by Redis).
+ */
+export function publishSizeError (bytes: number, max: number): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_PUBLISH_TOO_LARGE', `publish of ${bytes} bytes refused: maxPublishPayload is ${max} bytes`)
+}
+
+/** `subscribe()` on a socket that holds `max` topics already (the `maxTopics` option). */
+export function topicLimitError (max: number): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_TOO_MANY_TOPICS', `subscribe refused: this socket is subscribed to maxTopics (${max}) topics already`)
+}

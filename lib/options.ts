@@ -62,6 +62,13 @@ export interface WebSocketOptions {
    */
   idleTimeout?: number
   /**
+   * Topics one socket may be subscribed to at once; `subscribe()` to one
+   * more throws FST_WS_TOO_MANY_TOPICS (each subscription costs memory on
+   * the server, about 230 bytes, and a broker subscription for a new topic).
+   * Default: no limit.
+   */
+  maxTopics?: number
+  /**
    * Subprotocols: the names this server speaks (the first the client offers
    * among them is chosen) or a chooser. Default: none chosen.
    */
@@ -144,6 +151,27 @@ export interface FastifyRfc6455Options extends Omit<WebSocketOptions, 'messages'
    * Default 1000.
    */
   maxRecovery?: number
+  /**
+   * WebSockets one HTTP/2 connection may carry at once (RFC 8441): its
+   * extended CONNECT streams, open or being answered. A stream over it is
+   * reset with REFUSED_STREAM (RFC 9113 §5.1.2), logged once per connection
+   * at warn level. One TCP connection, which is what firewalls and proxies
+   * count, then costs no more than this many. When the app's HTTP/2
+   * settings give no `maxConcurrentStreams`, the server advertises this
+   * plus 100 (for requests) instead of Node's 2^32-1. Default 100.
+   */
+  maxHttp2WebSockets?: number
+  /**
+   * Bytes of one publish's payload (`app.websocket.publish()`,
+   * `socket.publish()`), at most; a bigger one throws
+   * FST_WS_PUBLISH_TOO_LARGE and goes nowhere. With the Redis broker keep it
+   * under Redis's `client-output-buffer-limit pubsub` hard limit (32 MB by
+   * default): past it Redis disconnects the subscribers, and every topic of
+   * those instances loses cross-instance delivery until they reconnect.
+   * Default: the plugin's `maxPayload` (the app's `bodyLimit` unless set),
+   * at most 16 MiB.
+   */
+  maxPublishPayload?: number
 }
 
 /** Options resolved for one route: every limit set. */
@@ -161,7 +189,10 @@ export const DEFAULTS = {
   highWaterMark: 64 * 1024,
   maxBackpressure: 16 * 1024 * 1024,
   idleTimeout: 0,
-  heartbeatInterval: 30_000
+  heartbeatInterval: 30_000,
+  maxHttp2WebSockets: 100,
+  /** The highest default of maxPublishPayload: half Redis's default pub/sub hard limit. */
+  maxPublishPayload: 16 * 1024 * 1024
 }
 
 /**
@@ -179,6 +210,7 @@ export function resolveOptions (
     highWaterMark: merged.highWaterMark ?? DEFAULTS.highWaterMark,
     maxBackpressure: merged.maxBackpressure ?? DEFAULTS.maxBackpressure,
     idleTimeout: merged.idleTimeout ?? DEFAULTS.idleTimeout,
+    maxTopics: merged.maxTopics ?? Infinity,
     protocols: merged.protocols,
     origin: merged.origin,
     perMessageDeflate: merged.perMessageDeflate === true ? {} : merged.perMessageDeflate || null,
@@ -271,6 +303,7 @@ const SHARED_RULES: Record<Exclude<keyof WebSocketOptions, 'messages'>, Rule> = 
   highWaterMark: BYTES,
   maxBackpressure: BYTES,
   idleTimeout: MILLISECONDS,
+  maxTopics: integer(1, Number.MAX_SAFE_INTEGER, ' (topics per socket)'),
   protocols: {
     allowed: 'an array of subprotocol names or a function (offered, request) => string | undefined',
     test: (value, path, url) => typeof value === 'function' || everyElement(SUBPROTOCOL, value, path, url)
@@ -301,6 +334,8 @@ const PLUGIN_RULES: Record<keyof FastifyRfc6455Options, Rule> = {
   heartbeatInterval: MILLISECONDS,
   history: { allowed: 'a function (topic) => ({ size, ttl, encode? }) | null', test: (value) => typeof value === 'function' },
   maxRecovery: integer(1, 2 ** 31 - 1, ' (messages)'),
+  maxHttp2WebSockets: integer(1, MAX_DELAY, ' (WebSockets per HTTP/2 connection)'),
+  maxPublishPayload: BYTES,
   broker: {
     allowed: `an object with the methods ${BROKER_METHODS.join(', ')} (the Broker interface)`,
     test: (value) => typeof value === 'object' && value !== null &&

@@ -28,13 +28,16 @@ const DEFAULT_BODY_LIMIT = 1024 * 1024
 interface ServerState {
   readonly matcher: RouteMatcher
   readonly registry: SocketRegistry
-  readonly broker: Broker
-  readonly heartbeatInterval: number
-  readonly history: FastifyRfc6455Options['history']
-  readonly maxRecovery: number | undefined
+  /** The first registration's SERVER_OPTIONS, with their defaults. */
+  readonly options: ServerOptions
   readonly websocket: WebSocketApp
   readonly injectWS: ReturnType<typeof createInjector>
 }
+
+/** Options that serve every route of a server: the first registration's hold, a later one may only repeat them. */
+const SERVER_OPTIONS = ['broker', 'heartbeatInterval', 'history', 'maxRecovery', 'maxHttp2WebSockets', 'maxPublishPayload'] as const
+
+type ServerOptions = Pick<FastifyRfc6455Options, typeof SERVER_OPTIONS[number]>
 
 /** The state of each server the plugin is registered on. */
 const servers = new WeakMap<object, ServerState>()
@@ -53,19 +56,17 @@ const startedBrokers = new WeakSet<Broker>()
  * Registered again in a child or sibling plugin, it shares the first
  * registration's listeners, sockets, topics and broker, and its options
  * apply to the routes of its own scope (the innermost registration wins).
- * `broker` and `heartbeatInterval` serve the whole server: a later
- * registration that sets another throws FST_WS_SERVER_OPTION. A broker
+ * `broker`, `heartbeatInterval`, `history`, `maxRecovery`,
+ * `maxHttp2WebSockets` and `maxPublishPayload` serve the whole server: a
+ * later registration that sets another throws FST_WS_SERVER_OPTION. A broker
  * already started by an app throws FST_WS_BROKER_STARTED.
  */
 export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455Options): Promise<void> {
   validatePluginOptions(options)
   const state = servers.get(fastify.server) ?? await startServer(fastify, options)
-  if (options.broker !== undefined && options.broker !== state.broker) throw serverOptionError('broker')
-  if (options.heartbeatInterval !== undefined && options.heartbeatInterval !== state.heartbeatInterval) {
-    throw serverOptionError('heartbeatInterval')
+  for (const name of SERVER_OPTIONS) {
+    if (options[name] !== undefined && options[name] !== state.options[name]) throw serverOptionError(name)
   }
-  if (options.history !== undefined && options.history !== state.history) throw serverOptionError('history')
-  if (options.maxRecovery !== undefined && options.maxRecovery !== state.maxRecovery) throw serverOptionError('maxRecovery')
   if (!fastify.hasDecorator('websocket')) {
     const sockets = state.registry.sockets
     fastify.decorate('websocketClients', { getter: () => sockets as ReadonlySet<WebSocket> })
@@ -85,23 +86,29 @@ async function startServer (fastify: FastifyInstance, options: FastifyRfc6455Opt
     throw invalidOptionError('history', 'given', 'used with a broker that keeps history (Broker.history, as LocalBroker and RedisBroker have)', undefined)
   }
   startedBrokers.add(broker)
+  const bodyLimit = (fastify.initialConfig as { bodyLimit?: number }).bodyLimit ?? DEFAULT_BODY_LIMIT
+  const serverOptions: ServerOptions = {
+    broker,
+    heartbeatInterval: options.heartbeatInterval ?? DEFAULTS.heartbeatInterval,
+    history: options.history,
+    maxRecovery: options.maxRecovery ?? DEFAULT_MAX_RECOVERY,
+    maxHttp2WebSockets: options.maxHttp2WebSockets ?? DEFAULTS.maxHttp2WebSockets,
+    maxPublishPayload: options.maxPublishPayload ?? Math.min(options.maxPayload ?? bodyLimit, DEFAULTS.maxPublishPayload)
+  }
   const histories = options.history === undefined
     ? null
-    : new TopicHistories(options.history, broker.history!, options.maxRecovery ?? DEFAULT_MAX_RECOVERY, fastify.log)
-  const topics = new TopicTable(broker, histories)
+    : new TopicHistories(options.history, broker.history!, serverOptions.maxRecovery!, fastify.log)
+  const topics = new TopicTable(broker, serverOptions.maxPublishPayload!, histories)
   const registry = new SocketRegistry(topics)
   const sockets = registry.sockets
   await broker.start({ deliver: (message) => topics.deliver(message), resubscribed: (topic) => topics.resubscribed(topic), log: fastify.log })
   const config = fastify.initialConfig as { routerOptions?: object }
   const matcher = new RouteMatcher(config.routerOptions)
-  const heartbeatInterval = options.heartbeatInterval ?? DEFAULTS.heartbeatInterval
+  const heartbeatInterval = serverOptions.heartbeatInterval!
   const state: ServerState = {
     matcher,
     registry,
-    broker,
-    heartbeatInterval,
-    history: options.history,
-    maxRecovery: options.maxRecovery,
+    options: serverOptions,
     websocket: {
       publish: (topic, data, sendOptions) => topics.publish(topic, data, sendOptions, undefined),
       publishStored: (topic, data, sendOptions) => topics.publishStored(topic, data, sendOptions),
@@ -114,7 +121,7 @@ async function startServer (fastify: FastifyInstance, options: FastifyRfc6455Opt
 
   const onUpgrade = createUpgradeListener(fastify, matcher)
   fastify.server.on('upgrade', onUpgrade)
-  const http2 = http2WebSockets(fastify, matcher)
+  const http2 = http2WebSockets(fastify, matcher, serverOptions.maxHttp2WebSockets!)
 
   const heartbeat = heartbeatInterval > 0
     ? setInterval(() => { for (const socket of sockets) socket.heartbeat() }, heartbeatInterval).unref()

@@ -1,12 +1,14 @@
 import { Buffer } from 'node:buffer'
 import type { IncomingMessage } from 'node:http'
 import {
-  type Http2SecureServer, type Http2Server, type Http2ServerRequest, Http2ServerResponse, type Http2Session,
+  constants, type Http2SecureServer, type Http2Server, type Http2ServerRequest, Http2ServerResponse, type Http2Session,
   type OutgoingHttpHeaders, type ServerHttp2Stream
 } from 'node:http2'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { publishRefused } from '../diagnostics.js'
+import { CloseCode } from '../protocol/constants.js'
+import { connectionOn } from '../transport/connection.js'
 import { type HandshakeOffer, type HandshakeRefusal, validateExtendedConnect } from '../protocol/handshake.js'
 import type { RouteMatcher } from './matcher.js'
 import { checkOrigin, pathOf } from './origin.js'
@@ -24,6 +26,14 @@ export interface Http2WebSockets {
 }
 
 const EMPTY = Buffer.alloc(0)
+/** Node's SETTINGS_MAX_CONCURRENT_STREAMS when the server was given none: no limit. */
+const NODE_MAX_CONCURRENT_STREAMS = 2 ** 32 - 1
+/**
+ * Streams advertised besides `maxHttp2WebSockets`, for the requests a page
+ * makes on the same connection (RFC 9113 §6.5.2: "It is recommended that
+ * this value be no smaller than 100").
+ */
+const REQUEST_STREAMS = 100
 
 /**
  * Bootstraps WebSockets over HTTP/2 (RFC 8441) when the app's server is an
@@ -34,17 +44,62 @@ const EMPTY = Buffer.alloc(0)
  * `'connect'` event (and answers 405 when nothing listens there).
  *
  * An extended CONNECT with `:protocol websocket` to the path of a `ws: true`
- * route goes through Fastify's router as a GET, so that params, prefixes,
+ * route, within the connection's `maxWebSockets` and with an allowed origin
+ * (both checked before any hook), goes through Fastify's router as a GET, so that params, prefixes,
  * constraints and hooks apply exactly as for an HTTP/1.1 upgrade, and its
  * handler answers `:status 200` (§5). Any other CONNECT is left to the
  * server's other `'connect'` listeners, or refused (405 without
  * `:protocol websocket`, 404 without a route) when there are none.
  */
-export function http2WebSockets (fastify: FastifyInstance, matcher: RouteMatcher): Http2WebSockets | null {
+export function http2WebSockets (fastify: FastifyInstance, matcher: RouteMatcher, maxWebSockets: number): Http2WebSockets | null {
   const server = fastify.server as unknown as Http2Server | Http2SecureServer
   if (typeof server.updateSettings !== 'function') return null
   server.updateSettings({ enableConnectProtocol: true })
   const sessions = new Set<Http2Session>()
+  const streamsOf = new WeakMap<Http2Session, Set<ServerHttp2Stream>>()
+
+  /**
+   * A new HTTP/2 connection: once its first SETTINGS is acknowledged, a
+   * finite SETTINGS_MAX_CONCURRENT_STREAMS unless the app set one (Node's
+   * default is 2^32-1, RFC 9113 §6.5.2); and its WebSockets close with 1001
+   * when it times out (Fastify's `http2SessionTimeout` then sends GOAWAY and
+   * waits for the open streams) or the client sends GOAWAY.
+   */
+  function onSession (session: Http2Session): void {
+    const streams = new Set<ServerHttp2Stream>()
+    streamsOf.set(session, streams)
+    session.once('localSettings', (settings) => {
+      if (settings.maxConcurrentStreams === NODE_MAX_CONCURRENT_STREAMS && !session.destroyed) {
+        session.settings({ maxConcurrentStreams: maxWebSockets + REQUEST_STREAMS })
+      }
+    })
+    const goingAway = (): void => {
+      for (const stream of streams) connectionOn(stream)?.close(CloseCode.GoingAway, 'HTTP/2 connection closing')
+    }
+    session.once('timeout', goingAway)
+    session.once('goaway', goingAway)
+  }
+
+  /**
+   * Counts the stream against its connection's `maxHttp2WebSockets`; over
+   * it, resets the stream with REFUSED_STREAM (RFC 9113 §5.1.2: the client
+   * may retry it, on another connection) and returns false.
+   */
+  function admit (stream: ServerHttp2Stream, request: IncomingMessage): boolean {
+    const streams = streamsOf.get(stream.session as Http2Session)
+    if (streams === undefined) return true
+    if (streams.size >= maxWebSockets) {
+      if (streams.size === maxWebSockets) {
+        fastify.log.warn({ path: pathOf(request), maxHttp2WebSockets: maxWebSockets },
+          'WebSocket handshake refused: the HTTP/2 connection carries maxHttp2WebSockets already; further streams are reset (REFUSED_STREAM)')
+      }
+      stream.close(constants.NGHTTP2_REFUSED_STREAM)
+      return false
+    }
+    streams.add(stream)
+    stream.once('close', () => streams.delete(stream))
+    return true
+  }
 
   function onConnect (request: Http2ServerRequest | IncomingMessage, response: Http2ServerResponse | Duplex): void {
     if (!(response instanceof Http2ServerResponse)) {
@@ -67,6 +122,7 @@ export function http2WebSockets (fastify: FastifyInstance, matcher: RouteMatcher
       }
       return
     }
+    if (!admit(response.stream, raw)) return
     checkOrigin(lookup.policies, raw, fastify.log, () => {
       // HAProxy's mapping: the extended CONNECT goes through the router as the GET of an
       // HTTP/1.1 upgrade would, so one route serves both (RFC 8441 §5 keeps :path as the request-target).
@@ -79,9 +135,11 @@ export function http2WebSockets (fastify: FastifyInstance, matcher: RouteMatcher
     }, (refusal) => refuse(raw, response, refusal))
   }
 
+  server.on('session', onSession)
   server.on('connect', onConnect)
   return {
     close (): void {
+      server.off('session', onSession)
       server.off('connect', onConnect)
       for (const session of sessions) session.close()
     }

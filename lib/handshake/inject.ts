@@ -52,8 +52,8 @@ export interface InjectedWebSocketEvents {
 /**
  * The `app.injectWS()` decorator. The handshake is a request built on the
  * server's end of an in-memory pair and routed by Fastify's router, as an
- * HTTP/1.1 upgrade is (lib/upgrade.ts): route hooks, origin check and
- * subprotocol choice run, and a refusal is an HTTP answer on the pair. Then
+ * HTTP/1.1 upgrade is (lib/handshake/upgrade.ts): the origin check before
+ * routing, then route hooks and subprotocol choice, and a refusal is an HTTP answer on the pair. Then
  * the route's WebSocket runs over the pair with the real Connection and
  * Session: it is in `app.websocketClients`, and `app.close()` closes it with 1001.
  */

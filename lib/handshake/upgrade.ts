@@ -91,10 +91,12 @@ export type WebSocketHandler<RouteGeneric extends RouteGenericInterface = RouteG
 
 /**
  * The server's `upgrade` listener. An upgrade whose path matches a `ws: true`
- * route goes through Fastify's router, so that params, prefixes and the
- * route's `onRequest`/`preValidation`/`preHandler` hooks run before the 101
- * and may answer over plain HTTP. Any other upgrade is left to the server's
- * other `upgrade` listeners, or answered 404 when there are none.
+ * route, with GET and an allowed origin (checked here, before any hook:
+ * lib/handshake/origin.ts), goes through Fastify's router, so that params,
+ * prefixes and the route's `onRequest`/`preValidation`/`preHandler` hooks
+ * run before the 101 and may answer over plain HTTP. Any other upgrade is
+ * left to the server's other `upgrade` listeners, or answered 404 when there
+ * are none.
  */
 export function createUpgradeListener (fastify: FastifyInstance, matcher: RouteMatcher) {
   const server = fastify.server

@@ -28,6 +28,7 @@ export interface CommandOptions {
   /** node-redis's RESP type mapping: `{ [RESP_TYPES.BLOB_STRING]: Buffer }` makes bulk strings Buffers. */
   typeMapping?: Record<number, unknown>
 }
+import { type BrokerDropStats, EnvelopeChecks } from './envelope-checks.js'
 
 /** Listener of channel messages in node-redis's buffer mode: the message and its channel, as bytes. */
 type MessageListener = (message: Buffer, channel: Buffer) => void
@@ -129,6 +130,15 @@ export interface RedisBrokerOptions {
    */
   closeTimeout?: number
   /**
+   * Bytes of a message's payload that the broker takes from its channels,
+   * at most: a bigger one is dropped and counted (`dropped.oversized`), never
+   * sent to a socket. Keep it at least the plugin's `maxPublishPayload`, and
+   * both under Redis's `client-output-buffer-limit pubsub` hard limit (32 MB
+   * by default), past which Redis closes the subscriber's connection.
+   * Default 16 MiB.
+   */
+  maxPayload?: number
+  /**
    * Publishes sent to Redis and not yet answered, at most. Past it (Redis
    * stalled or far slower than the app), further publishes are not sent to
    * the other instances, like during an outage. Default 10000.
@@ -163,11 +173,12 @@ const DEFAULTS = {
   connectTimeout: 5000,
   closeTimeout: 2000,
   maxPendingPublishes: 10_000,
-  historyMetaTtl: 30 * 24 * 3600 * 1000
+  historyMetaTtl: 30 * 24 * 3600 * 1000,
+  maxPayload: 16 * 1024 * 1024
 }
 
 const CONNECTIONS = ['url', 'clientOptions', 'cluster', 'client', 'clusterClient'] as const
-const KNOWN = [...CONNECTIONS, 'subscriber', 'sharded', 'prefix', 'connectTimeout', 'closeTimeout', 'maxPendingPublishes', 'historyMetaTtl']
+const KNOWN = [...CONNECTIONS, 'subscriber', 'sharded', 'prefix', 'connectTimeout', 'closeTimeout', 'maxPendingPublishes', 'historyMetaTtl', 'maxPayload']
 
 /** Replies of history commands: bulk strings as Buffers (payloads are bytes). */
 const BUFFERS: CommandOptions = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } }
@@ -211,8 +222,10 @@ interface Link {
  * bit 1: `compress` given; bit 2: its value), the 16-byte random id of the
  * publishing broker, then the message's payload as is. A broker drops the
  * messages whose id is its own (Redis sends a publisher's messages back to it
- * when it subscribes to the same channel), and an envelope of another version,
- * logging that once.
+ * when it subscribes to the same channel); and, counted in `dropped`,
+ * published on the `fastify-rfc6455:broker:dropped` diagnostics channel and
+ * logged at most once per 10 s, an envelope of another version, a payload
+ * over `maxPayload`, and text that is not UTF-8 (RFC 6455 §8.1).
  *
  * Outages: publishes are never queued while Redis is unreachable, nor beyond
  * `maxPendingPublishes` unanswered ones; they reach this instance's
@@ -248,10 +261,11 @@ export class RedisBroker implements Broker {
   /** Topics whose subscription state on Redis may differ from `topics`: sent again when the connection is ready. */
   private readonly unsynced = new Set<string>()
   private link: Link | undefined
+  /** What arrives from the channels is checked before any socket sees it. */
+  private readonly checks: EnvelopeChecks
   private context: BrokerContext | undefined
   private pending = 0
   private down = false
-  private warnedVersion = false
   private closed = false
   private retryTimer: NodeJS.Timeout | undefined
 
@@ -287,7 +301,7 @@ export class RedisBroker implements Broker {
     check('subscriber', options.subscriber, options.client !== undefined && isClient(options.subscriber), 'a node-redis client, given with client')
     check('sharded', options.sharded, typeof options.sharded === 'boolean', 'true or false')
     check('prefix', options.prefix, typeof options.prefix === 'string', 'a string')
-    for (const key of ['connectTimeout', 'closeTimeout', 'maxPendingPublishes'] as const) {
+    for (const key of ['connectTimeout', 'closeTimeout', 'maxPendingPublishes', 'maxPayload'] as const) {
       const value = options[key]
       check(key, value, Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 2 ** 31 - 1, 'an integer from 1 to 2147483647')
     }
@@ -301,6 +315,8 @@ export class RedisBroker implements Broker {
     this.closeTimeout = options.closeTimeout ?? DEFAULTS.closeTimeout
     this.maxPendingPublishes = options.maxPendingPublishes ?? DEFAULTS.maxPendingPublishes
     this.historyMetaTtl = options.historyMetaTtl ?? DEFAULTS.historyMetaTtl
+    check('maxPayload', options.maxPayload, Number.isInteger(options.maxPayload) && (options.maxPayload as number) >= 0, 'an integer of at least 0 (bytes)')
+    this.checks = new EnvelopeChecks(options.maxPayload ?? DEFAULTS.maxPayload)
   }
 
   /**
@@ -523,19 +539,19 @@ export class RedisBroker implements Broker {
 
   private readonly onMessage = (message: Buffer, channel: Buffer): void => {
     if (message.length < HEADER_BYTES || message[0] !== VERSION) {
-      if (!this.warnedVersion) {
-        this.warnedVersion = true
-        this.context?.log.warn({ channel: channel.toString() }, 'RedisBroker: dropped a message that is not a version 1 envelope (an instance of another version, or another publisher on the channel)')
-      }
+      this.checks.malformed(channel, message.length, this.context?.log)
       return
     }
     if ((message[1] & FLAG_HISTORY) !== 0) return this.onHistoryMessage(message, channel)
     if (this.id.equals(message.subarray(2, HEADER_BYTES))) return
     const flags = message[1]
+    const payload = message.subarray(HEADER_BYTES)
+    const isBinary = (flags & FLAG_BINARY) !== 0
+    if (!this.checks.deliverable(payload, isBinary, channel, message.length, this.context?.log)) return
     this.context?.deliver({
       topic: channel.toString('utf8', this.prefixBytes),
-      payload: message.subarray(HEADER_BYTES),
-      isBinary: (flags & FLAG_BINARY) !== 0,
+      payload,
+      isBinary,
       compress: (flags & FLAG_COMPRESS_SET) === 0 ? undefined : (flags & FLAG_COMPRESS) !== 0
     })
   }
@@ -550,17 +566,17 @@ export class RedisBroker implements Broker {
     const end = HEADER_BYTES + 1 + (message[HEADER_BYTES] ?? 0)
     const position = parsePosition(message.toString('latin1', HEADER_BYTES + 1, end))
     if (position === null || end > message.length) {
-      if (!this.warnedVersion) {
-        this.warnedVersion = true
-        this.context?.log.warn({ channel: channel.toString() }, 'RedisBroker: dropped a history message whose position is unreadable')
-      }
+      this.checks.malformed(channel, message.length, this.context?.log)
       return
     }
     const flags = message[1]
+    const payload = message.subarray(end)
+    const isBinary = (flags & FLAG_BINARY) !== 0
+    if (!this.checks.deliverable(payload, isBinary, channel, message.length, this.context?.log)) return
     this.context?.deliver({
       topic: channel.toString('utf8', this.prefixBytes),
-      payload: message.subarray(end),
-      isBinary: (flags & FLAG_BINARY) !== 0,
+      payload,
+      isBinary,
       compress: (flags & FLAG_COMPRESS_SET) === 0 ? undefined : (flags & FLAG_COMPRESS) !== 0,
       position
     })
@@ -647,6 +663,16 @@ export class RedisBroker implements Broker {
       return await link.command(keys[0], ['EVAL', script.source, ...tail])
     }
   }
+
+  /**
+   * Messages dropped on arrival since the broker was created: not a version
+   * 1 envelope (`malformed`), a payload over `maxPayload` (`oversized`), text
+   * that is not UTF-8 (`invalidUtf8`). Each is also published on the
+   * `fastify-rfc6455:broker:dropped` diagnostics channel.
+   */
+  get dropped (): BrokerDropStats {
+    return { ...this.checks.stats }
+  }
 }
 
 function check (name: string, value: unknown, valid: boolean, allowed: string): void {
@@ -664,3 +690,5 @@ function isObject (value: unknown): value is Record<string, unknown> {
 function isClient (value: unknown): boolean {
   return isObject(value) && typeof value.sendCommand === 'function' && typeof value.on === 'function'
 }
+
+export { BROKER_DROPPED_CHANNEL, type BrokerDroppedMessage, type BrokerDropStats, type DropReason } from './envelope-checks.js'

@@ -1,6 +1,6 @@
 import { Buffer } from 'node:buffer'
 import { broadcastPayload } from './broadcast.js'
-import { noHistoryError, topicError } from '../errors.js'
+import { noHistoryError, publishSizeError, topicError } from '../errors.js'
 import { Opcode } from '../protocol/constants.js'
 import { toPayload, type SendOptions, type WebSocketData } from '../socket/payload.js'
 import type { Position, Subscribed, SubscribeOptions } from '../socket/position.js'
@@ -23,8 +23,12 @@ export class TopicTable {
   /** The topics with history (the `history` option); null when the app keeps none. */
   private readonly histories: TopicHistories | null
 
-  constructor (broker: Broker, histories: TopicHistories | null = null) {
+  /** Bytes of one publish's payload, at most (the plugin's `maxPublishPayload`). */
+  private readonly maxPublishPayload: number
+
+  constructor (broker: Broker, maxPublishPayload = Number.MAX_SAFE_INTEGER, histories: TopicHistories | null = null) {
     this.broker = broker
+    this.maxPublishPayload = maxPublishPayload
     this.histories = histories
   }
 
@@ -77,7 +81,8 @@ export class TopicTable {
    * Sends a message to every local subscriber of `topic` but `except`, framed
    * once, then hands it to the broker for the other instances. Returns how
    * many local sockets took it. Throws FST_WS_INVALID_TOPIC for a topic that
-   * is not a string of at most MAX_TOPIC_BYTES bytes.
+   * is not a string of at most MAX_TOPIC_BYTES bytes, FST_WS_PUBLISH_TOO_LARGE
+   * for a payload over `maxPublishPayload` bytes.
    *
    * A topic with history goes through the broker instead, which delivers the
    * message everywhere (here too, `except` included) once it has a position:
@@ -86,6 +91,7 @@ export class TopicTable {
   publish (topic: string, data: WebSocketData, options: SendOptions | undefined, except: WebSocket | undefined): number {
     checkTopic(topic)
     const payload = toPayload(data)
+    if (payload.length > this.maxPublishPayload) throw publishSizeError(payload.length, this.maxPublishPayload)
     const message: BrokerMessage = { topic, payload, isBinary: typeof data !== 'string', compress: options?.compress }
     if (this.histories !== null) {
       const history = this.histories.settings(topic)
@@ -109,7 +115,9 @@ export class TopicTable {
     checkTopic(topic)
     const history = this.histories?.settings(topic) ?? null
     if (history === null) throw noHistoryError(topic)
-    const message: BrokerMessage = { topic, payload: toPayload(data), isBinary: typeof data !== 'string', compress: options?.compress }
+    const payload = toPayload(data)
+    if (payload.length > this.maxPublishPayload) throw publishSizeError(payload.length, this.maxPublishPayload)
+    const message: BrokerMessage = { topic, payload, isBinary: typeof data !== 'string', compress: options?.compress }
     return this.histories!.publish(message, history)
   }
 

@@ -1,5 +1,5 @@
 import type { FastifyRequest, FastifySchemaValidationError } from 'fastify'
-import { FastifyWebSocketError } from '../errors.js'
+import { bounded, FastifyWebSocketError } from '../errors.js'
 import { CloseCode } from '../protocol/constants.js'
 import { ProtocolError } from '../protocol/errors.js'
 
@@ -132,7 +132,7 @@ export class MessagePipeline<S extends PipelineSocket> {
         message.data = JSON.parse(data.toString())
       } catch (error) {
         return refused(socket, new MessageValidationError('WS_ERR_INVALID_JSON', CloseCode.InvalidPayloadData,
-          `message is not JSON: ${(error as Error).message}`, data))
+          `message is not JSON: ${bounded((error as Error).message)}`, data))
       }
     }
     const validate = this.validate
@@ -179,9 +179,10 @@ function schemaError (data: Buffer, errors: FastifySchemaValidationError[] | nul
     `message does not match the schema: ${firstError(errors)}`, data, errors ?? undefined)
 }
 
+/** The first error, its path and message cut for a log line: a JSON key is the client's to choose, and the path carries it. */
 function firstError (errors: FastifySchemaValidationError[] | null | undefined): string {
   const first = errors?.[0]
-  return first === undefined ? 'invalid' : `${first.instancePath === '' ? '/' : first.instancePath} ${first.message ?? first.keyword}`
+  return first === undefined ? 'invalid' : `${first.instancePath === '' ? '/' : bounded(first.instancePath)} ${bounded(first.message ?? first.keyword)}`
 }
 
 /**

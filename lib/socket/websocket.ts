@@ -2,7 +2,7 @@ import { Buffer } from 'node:buffer'
 import { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { type Connection, PauseReason } from '../transport/connection.js'
-import { closeCodeError, closeReasonError, controlPayloadError, sendDataError } from '../errors.js'
+import { closeCodeError, closeReasonError, controlPayloadError, sendDataError, topicLimitError } from '../errors.js'
 import { MessageIterator, type MessagesOptions } from './iterator.js'
 import {
   checkSend, iteratorActiveError, type MessagePipeline, type MessageValidationError, type Outcome, type Validate, type WebSocketMessage
@@ -258,7 +258,8 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
    * receive every message published to it, on this instance or, through the
    * broker, on any other. Returns false when it already was subscribed or is
    * no longer OPEN. Throws FST_WS_INVALID_TOPIC unless `topic` is a string of
-   * at most 1024 bytes of UTF-8. A socket leaves all its topics when it closes.
+   * at most 1024 bytes of UTF-8, FST_WS_TOO_MANY_TOPICS when the socket holds
+   * `maxTopics` topics already. A socket leaves all its topics when it closes.
    *
    * With `options` (a topic with history, docs/recovery.md): resolves with
    * whether the messages after `options.since` could all be replayed and
@@ -273,6 +274,8 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
   subscribe (topic: string, options?: SubscribeOptions): boolean | Promise<Subscribed> {
     if (options !== undefined) return this.owner.resume(this.held, topic, this.subscribe(topic), options)
     if (this.connection.session.readyState !== ReadyState.OPEN) return false
+    const max = this.connection.limits.maxTopics
+    if (this.subscriptions !== null && this.subscriptions.size >= max && !this.subscriptions.has(topic)) throw topicLimitError(max)
     if (!this.owner.subscribe(this.held, topic)) return false
     ;(this.subscriptions ??= new Set()).add(topic)
     return true

@@ -12,6 +12,8 @@ export interface ConnectionLimits {
   highWaterMark: number
   maxBackpressure: number
   idleTimeout: number
+  /** Topics one socket may be subscribed to at once (its WebSocket checks it); Infinity for no limit. */
+  maxTopics: number
 }
 
 /** What the connection reports to the object the user holds. */
@@ -286,6 +288,11 @@ export class Connection implements SessionIO {
 
 const kConnection = Symbol('fastify-rfc6455.connection')
 type ConnectedSocket = ByteStream & { [kConnection]: Connection }
+
+/** The Connection running over `stream`, if one does: for a transport that goes away under its WebSockets (an HTTP/2 GOAWAY). */
+export function connectionOn (stream: object): Connection | undefined {
+  return (stream as Partial<ConnectedSocket>)[kConnection]
+}
 
 function onData (this: ConnectedSocket, chunk: Buffer): void {
   this[kConnection].receive(chunk)
