@@ -41,7 +41,7 @@ export { MAX_TOPIC_BYTES } from './pubsub/topics.js'
 export type { FastifyRfc6455Options, OriginCheck, ProtocolChooser, WebSocketOptions } from './options.js'
 export type { WebSocketHandler } from './handshake/upgrade.js'
 export { FastifyWebSocketError, HandshakeRefusedError } from './errors.js'
-export { InjectedWebSocket, type InjectedWebSocketEvents, type InjectWSOptions } from './handshake/inject.js'
+export { InjectedWebSocket, type InjectedMessage, type InjectedWebSocketEvents, type InjectWSOptions } from './handshake/inject.js'
 export { CloseCode, Opcode } from './protocol/constants.js'
 export { ProtocolError } from './protocol/errors.js'
 
