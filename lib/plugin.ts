@@ -77,7 +77,7 @@ async function startServer (fastify: FastifyInstance, options: FastifyRfc6455Opt
   if (startedBrokers.has(broker)) throw brokerStartedError()
   startedBrokers.add(broker)
   const topics = new TopicTable(broker)
-  const registry = new SocketRegistry(topics)
+  const registry = new SocketRegistry(topics, (fastify.initialConfig as { disableRequestLogging?: unknown }).disableRequestLogging !== true)
   const sockets = registry.sockets
   await broker.start({ deliver: (message) => topics.deliver(message), log: fastify.log })
   const config = fastify.initialConfig as { routerOptions?: object }
@@ -102,7 +102,11 @@ async function startServer (fastify: FastifyInstance, options: FastifyRfc6455Opt
   const http2 = http2WebSockets(fastify, matcher)
 
   const heartbeat = heartbeatInterval > 0
-    ? setInterval(() => { for (const socket of sockets) socket.heartbeat() }, heartbeatInterval).unref()
+    ? setInterval(() => {
+      for (const socket of sockets) {
+        if (socket.heartbeat()) socket.log.info({ heartbeatInterval }, 'WebSocket terminated: no pong to the last heartbeat ping')
+      }
+    }, heartbeatInterval).unref()
     : undefined
 
   fastify.addHook('preClose', async () => {
