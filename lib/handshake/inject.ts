@@ -392,7 +392,7 @@ class ClientFrames implements MessageHandler {
 
   /** Never called: the client offers no extension, so the parser refuses RSV1. */
   compressedMessage (): void {
-    throw protocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 set without a negotiated extension')
+    throw protocolError('WS_ERR_UNEXPECTED_RSV_1', 'RSV1 set without a negotiated extension')
   }
 
   ping (data: Buffer): void {
