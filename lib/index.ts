@@ -93,11 +93,12 @@ type WebSocketRouteBase<RawServer extends RawServerBase, RawRequest extends RawR
     'method' | 'handler' | 'ws' | 'wsHandler'> & { method: WebSocketRouteMethod, ws: Ws }
 
 /**
- * What the type checker says of `ws` on a route that is no GET (Fastify's
- * own `route()` accepts only `ws: false` there): the opening handshake is a
- * GET (RFC 6455 §4.1). The plugin refuses such a route at startup with FST_WS_ROUTE_METHOD.
+ * The only `ws` Fastify's own `route()` takes besides `false` (a route that
+ * is no GET, or no WebSocket route): its name is what the type checker
+ * shows for `ws: true` there. The opening handshake is a GET (RFC 6455
+ * §4.1); the plugin refuses such a route at startup with FST_WS_ROUTE_METHOD.
  */
-type WsNeedsGet = 'ws: true needs method GET: the WebSocket opening handshake is a GET (RFC 6455 §4.1)'
+type WsNeedsMethodGET = WebSocketOptions & { 'ws needs method GET (RFC 6455 §4.1)': never }
 
 declare module 'fastify' {
   interface FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider> {
@@ -195,7 +196,7 @@ declare module 'fastify' {
     TypeProvider extends FastifyTypeProvider = FastifyTypeProviderDefault,
     Logger extends FastifyBaseLogger = FastifyBaseLogger
   > {
-    ws?: false | WsNeedsGet
+    ws?: false | WsNeedsMethodGET
     wsHandler?: undefined
   }
 

@@ -71,7 +71,7 @@ export type MessageHook = (message: WebSocketMessage<unknown>, socket: WebSocket
   void | boolean | Promise<void | boolean>
 
 /**
- * @internal What a socket needs of the app that holds it: the set of open
+ * What a socket needs of the app that holds it: the set of open
  * sockets, the topic table and the diagnostics channels (lib/registry.ts).
  */
 export interface SocketOwner {
