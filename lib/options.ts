@@ -31,7 +31,8 @@ export type OriginCheck = (origin: string | undefined, request: IncomingMessage)
  * Options of the plugin that a `ws: { ... }` route may override. Checked
  * when the plugin is registered and when a route declares them: sizes in
  * bytes and times in milliseconds are integers from 0 (bytes at most 2^53-1,
- * milliseconds at most 2^31-1, Node's timer limit), `highWaterMark` at most
+ * milliseconds at most 2^31-1, Node's timer limit), where 0 means no limit
+ * or off (as in `ws`), except `closeTimeout`, from 1; `highWaterMark` at most
  * `maxBackpressure`, subprotocol names are tokens,
  * listed origins are lowercase `scheme://host[:port]` or 'null'. A bad value
  * throws FST_WS_INVALID_OPTION, an unknown name FST_WS_UNKNOWN_OPTION
@@ -41,19 +42,21 @@ export interface WebSocketOptions {
   /**
    * Bytes of one reassembled message; over it the connection closes with
    * 1009 (RFC 6455 §7.4.1, §10.4), as soon as a frame header declares it.
-   * Default: the app's `bodyLimit` (Fastify's default is 1 MiB).
+   * 0: no limit, as in `ws`. Default: the app's `bodyLimit` (Fastify's default is 1 MiB).
    */
   maxPayload?: number
-  /** Milliseconds the closing handshake may take before the TCP connection is destroyed. Default 5000. */
+  /** Milliseconds the closing handshake may take before the TCP connection is destroyed, from 1. Default 5000. */
   closeTimeout?: number
   /**
    * Bytes of unsent backlog past which `send()` returns false (resume on
-   * `drain`) and the connection stops reading. Default 65536.
+   * `drain`) and the connection stops reading. A threshold, not a limit:
+   * 0 makes `send()` return false whenever anything is left unwritten, as a
+   * Node stream's `highWaterMark` of 0 does. Default 65536.
    */
   highWaterMark?: number
   /**
    * Bytes of unsent backlog past which a further `send()` fails the
-   * connection with 1008 instead of queueing. Default 16 MiB.
+   * connection with 1008 instead of queueing. 0: no limit. Default 16 MiB.
    */
   maxBackpressure?: number
   /**
@@ -82,11 +85,12 @@ export interface WebSocketOptions {
    * `X-Forwarded-Host` behind a trusted proxy), whatever the scheme,
    * case-insensitively, a missing port being the scheme's default (80, 443).
    * '*' or true: every origin. A list: exact `Origin` values such as
-   * 'https://app.example.com'. A check: its answer. Without a check, a
-   * handshake without `Origin` (not from a browser) is allowed. Decided
-   * before any of the route's hooks runs (docs/security.md).
+   * 'https://app.example.com', or one such value as a string. A check: its
+   * answer. Without a check, a handshake without `Origin` (not from a
+   * browser) is allowed. Decided before any of the route's hooks runs
+   * (docs/security.md).
    */
-  origin?: '*' | true | string[] | OriginCheck
+  origin?: true | string | string[] | OriginCheck
   /**
    * permessage-deflate (RFC 7692): true or options to accept it when a client
    * offers it. Off by default: each compressing connection holds zlib contexts
@@ -205,14 +209,15 @@ export function resolveOptions (
 ): ResolvedOptions {
   const merged = { ...plugin, ...route }
   return {
-    maxPayload: merged.maxPayload ?? bodyLimit,
+    maxPayload: unlimitedAtZero(merged.maxPayload ?? bodyLimit),
     closeTimeout: merged.closeTimeout ?? DEFAULTS.closeTimeout,
     highWaterMark: merged.highWaterMark ?? DEFAULTS.highWaterMark,
-    maxBackpressure: merged.maxBackpressure ?? DEFAULTS.maxBackpressure,
+    maxBackpressure: unlimitedAtZero(merged.maxBackpressure ?? DEFAULTS.maxBackpressure),
     idleTimeout: merged.idleTimeout ?? DEFAULTS.idleTimeout,
     maxTopics: merged.maxTopics ?? Infinity,
     protocols: merged.protocols,
-    origin: merged.origin,
+    // One origin as a string is a list of one; '*' stands for every origin.
+    origin: typeof merged.origin === 'string' && merged.origin !== '*' ? [merged.origin] : merged.origin,
     perMessageDeflate: merged.perMessageDeflate === true ? {} : merged.perMessageDeflate || null,
     messages: merged.messages ?? 'buffer',
     invalidMessages: merged.invalidMessages ?? 'close',
@@ -220,6 +225,11 @@ export function resolveOptions (
     messageSchema: schema?.message,
     sendSchema: merged.validateSend === false ? undefined : schema?.send
   }
+}
+
+/** A size limit where 0 means none, as in `ws`. */
+function unlimitedAtZero (bytes: number): number {
+  return bytes === 0 ? Number.MAX_SAFE_INTEGER : bytes
 }
 
 function hookList (hooks: MessageHook | MessageHook[] | undefined): MessageHook[] {
@@ -299,7 +309,7 @@ const FUNCTION: Rule = { allowed: 'a function', test: (value) => typeof value ==
 /** The options of WebSocketOptions that the plugin takes too. */
 const SHARED_RULES: Record<Exclude<keyof WebSocketOptions, 'messages'>, Rule> = {
   maxPayload: BYTES,
-  closeTimeout: MILLISECONDS,
+  closeTimeout: integer(1, MAX_DELAY, ' (milliseconds)'),
   highWaterMark: BYTES,
   maxBackpressure: BYTES,
   idleTimeout: MILLISECONDS,
@@ -309,8 +319,9 @@ const SHARED_RULES: Record<Exclude<keyof WebSocketOptions, 'messages'>, Rule> = 
     test: (value, path, url) => typeof value === 'function' || everyElement(SUBPROTOCOL, value, path, url)
   },
   origin: {
-    allowed: "an array of origins, a function (origin, request) => boolean, or '*' or true for every origin",
-    test: (value, path, url) => value === '*' || value === true || typeof value === 'function' || everyElement(ORIGIN, value, path, url)
+    allowed: "an origin, an array of origins, a function (origin, request) => boolean, or '*' or true for every origin",
+    test: (value, path, url) => value === '*' || value === true || typeof value === 'function' ||
+      (typeof value === 'string' ? ORIGIN.test(value, path, url) : everyElement(ORIGIN, value, path, url))
   },
   perMessageDeflate: {
     allowed: `true, false or an object of ${Object.keys(DEFLATE_RULES).join(', ')}`,
@@ -420,14 +431,18 @@ function everyElement (rule: Rule, value: unknown, path: string, url: string | u
 function checkBackpressure (own: WebSocketOptions, merged: WebSocketOptions, prefix: string, url: string | undefined): void {
   const highWaterMark = merged.highWaterMark ?? DEFAULTS.highWaterMark
   const maxBackpressure = merged.maxBackpressure ?? DEFAULTS.maxBackpressure
-  if (highWaterMark <= maxBackpressure) return
+  if (highWaterMark <= maxBackpressure || maxBackpressure === 0) return
   if (own.maxBackpressure !== undefined) {
     throw invalidOptionError(`${prefix}maxBackpressure`, describe(maxBackpressure), `at least highWaterMark (${highWaterMark} bytes)`, url)
   }
   throw invalidOptionError(`${prefix}highWaterMark`, describe(highWaterMark), `at most maxBackpressure (${maxBackpressure} bytes)`, url)
 }
 
+/** Characters of a value an error message shows at most: an http.Server given by mistake is not printed whole. */
+const MAX_SHOWN = 200
+
 /** A value as the error message shows it: short, on one line. */
 function describe (value: unknown): string {
-  return inspect(value, { depth: 1, breakLength: Infinity, maxArrayLength: 10, maxStringLength: 80 })
+  const shown = inspect(value, { depth: 1, breakLength: Infinity, maxArrayLength: 10, maxStringLength: 80 })
+  return shown.length <= MAX_SHOWN ? shown : `${shown.slice(0, MAX_SHOWN - 3)}...`
 }

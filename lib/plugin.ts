@@ -99,7 +99,7 @@ async function startServer (fastify: FastifyInstance, options: FastifyRfc6455Opt
     ? null
     : new TopicHistories(options.history, broker.history!, serverOptions.maxRecovery!, fastify.log)
   const topics = new TopicTable(broker, serverOptions.maxPublishPayload!, histories)
-  const registry = new SocketRegistry(topics)
+  const registry = new SocketRegistry(topics, (fastify.initialConfig as { disableRequestLogging?: unknown }).disableRequestLogging !== true)
   const sockets = registry.sockets
   await broker.start({ deliver: (message) => topics.deliver(message), resubscribed: (topic) => topics.resubscribed(topic), log: fastify.log })
   const config = fastify.initialConfig as { routerOptions?: object }
@@ -124,7 +124,11 @@ async function startServer (fastify: FastifyInstance, options: FastifyRfc6455Opt
   const http2 = http2WebSockets(fastify, matcher, serverOptions.maxHttp2WebSockets!)
 
   const heartbeat = heartbeatInterval > 0
-    ? setInterval(() => { for (const socket of sockets) socket.heartbeat() }, heartbeatInterval).unref()
+    ? setInterval(() => {
+      for (const socket of sockets) {
+        if (socket.heartbeat()) socket.log.info({ heartbeatInterval }, 'WebSocket terminated: no pong to the last heartbeat ping')
+      }
+    }, heartbeatInterval).unref()
     : undefined
 
   fastify.addHook('preClose', async () => {

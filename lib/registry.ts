@@ -22,7 +22,9 @@ export interface WebSocketAppStats extends WebSocketStats {
  * their 101 is written and leave when their transport closes. Keeps the
  * per-route gauges and the counters of closed sockets, so that
  * `stats()` costs nothing per message, and publishes the sockets' close and
- * error diagnostics.
+ * error diagnostics. Logs each connection's end through its request's
+ * logger at info level: the peer's close `code` and `reason`, the
+ * `initiator` of the closing handshake and the `duration` in ms.
  */
 export class SocketRegistry implements SocketOwner {
   readonly sockets = new Set<WebSocket>()
@@ -30,8 +32,12 @@ export class SocketRegistry implements SocketOwner {
   private readonly perRoute = new Map<string, number>()
   private readonly closedTotals: WebSocketStats = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
 
-  constructor (topics: TopicTable) {
+  /** Whether to log each connection's end (not when the app sets Fastify's `disableRequestLogging: true`). */
+  private readonly logClose: boolean
+
+  constructor (topics: TopicTable, logClose: boolean) {
     this.topics = topics
+    this.logClose = logClose
   }
 
   opened (socket: WebSocket): void {
@@ -46,6 +52,8 @@ export class SocketRegistry implements SocketOwner {
       else this.perRoute.set(socket.route, left)
       addStats(this.closedTotals, socket.stats)
     }
+    // What Fastify's "request completed" line is to a request, at its level: a WebSocket's hooks stop at preHandler.
+    if (this.logClose) socket.log.info({ code, reason, initiator, duration: Date.now() - socket.openedAt }, 'WebSocket closed')
     publishClose(socket, code, reason, initiator)
   }
 

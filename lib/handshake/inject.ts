@@ -33,6 +33,18 @@ export interface InjectWSOptions {
   protocols?: string | string[]
   /** The query string: an object of parameters (encoded here), or a string without the '?'. */
   query?: Record<string, string | string[]> | string
+  /** Called with the client before the handshake is answered (as @fastify/websocket's `onInit`): attach listeners early. */
+  onInit?: (client: InjectedWebSocket) => void
+  /** Called with the client once the handshake is answered with 101, before `injectWS()` resolves (as @fastify/websocket's `onOpen`). */
+  onOpen?: (client: InjectedWebSocket) => void
+}
+
+/** A message the injected client received, as its async iterator yields it. */
+export interface InjectedMessage {
+  /** The payload; UTF-8 text when `isBinary` is false. */
+  data: Buffer
+  /** true for a binary message (opcode 0x2), false for text (0x1). */
+  isBinary: boolean
 }
 
 /** Events of an injected client socket, with their arguments. */
@@ -58,7 +70,7 @@ export interface InjectedWebSocketEvents {
  * Session: it is in `app.websocketClients`, and `app.close()` closes it with 1001.
  */
 export function createInjector (fastify: FastifyInstance, matcher: RouteMatcher) {
-  return async function injectWS (path: string, options: InjectWSOptions = {}): Promise<InjectedWebSocket> {
+  return async function injectWS (path = '/', options: InjectWSOptions = {}): Promise<InjectedWebSocket> {
     await fastify.ready()
     const [clientEnd, serverEnd] = MemoryStream.pair()
     const key = randomBytes(16).toString('base64')
@@ -72,6 +84,7 @@ export function createInjector (fastify: FastifyInstance, matcher: RouteMatcher)
     request.rawHeaders = Object.entries(request.headers).flatMap(([name, value]) => [name, String(value)])
     request.push(null)
     const client = new InjectedWebSocket(clientEnd, acceptKey(key))
+    options.onInit?.(client)
     const refuse = (refusal: HandshakeRefusal): void => {
       serverEnd.end(refusalResponse(refusal))
       publishRefused(request, refusal.status, refusal.reason)
@@ -79,7 +92,9 @@ export function createInjector (fastify: FastifyInstance, matcher: RouteMatcher)
     const lookup = matcher.lookup(fastify, request)
     if (lookup.kind !== 'websocket') refuse(notFound(fastify, matcher, request, lookup))
     else checkOrigin(lookup.policies, request, fastify.log, () => route(request, serverEnd), refuse)
-    return await client.opened
+    await client.opened
+    options.onOpen?.(client)
+    return client
   }
 
   /** Hands the handshake to the app's router, answered on the pair's server end. */
@@ -129,10 +144,14 @@ const HEAD_END = Buffer.from('\r\n\r\n')
  * `terminate`, `readyState`, `protocol`, events `message`, `ping`, `pong`,
  * `close`, `error`), and on the
  * wire what a client sends: masked frames (RFC 6455 §5.3), pongs to pings,
- * the close frame echoed (§5.5.1). Messages that arrive before a `message`
- * listener is attached are queued and delivered to the first one.
+ * the close frame echoed (§5.5.1). Messages that arrive while no `message`
+ * listener is attached are queued and delivered to the next one, so that
+ * `await once(client, 'message')` twice in a row loses none; or iterate
+ * them: `for await (const { data, isBinary } of client)` takes the messages
+ * in order while no `message` listener is attached, and ends when the
+ * connection has closed and none is left.
  */
-export class InjectedWebSocket extends EventEmitter<InjectedWebSocketEvents> {
+export class InjectedWebSocket extends EventEmitter<InjectedWebSocketEvents> implements AsyncIterable<InjectedMessage> {
   /** The subprotocol the server chose, '' for none. */
   protocol = ''
   /** `WebSocket.CONNECTING` (0) to `WebSocket.CLOSED` (3), as the server's socket numbers them. */
@@ -145,7 +164,9 @@ export class InjectedWebSocket extends EventEmitter<InjectedWebSocketEvents> {
   private settle: (error: Error | null) => void = () => {}
   /** Bytes of the handshake's answer read so far; null once it was read. */
   private head: Buffer | null = EMPTY
-  private queue: Array<[Buffer, boolean]> | null = []
+  private readonly queue: InjectedMessage[] = []
+  /** An iterator waiting for the next message or the close. */
+  private waiter: (() => void) | null = null
   private closeSent = false
   private closeCode: number = CloseCode.AbnormalClosure
   private closeReason = ''
@@ -165,7 +186,7 @@ export class InjectedWebSocket extends EventEmitter<InjectedWebSocketEvents> {
     // 'newListener' is EventEmitter's own event, outside InjectedWebSocketEvents.
     const emitter: EventEmitter = this
     emitter.on('newListener', (event: string) => {
-      if (event === 'message' && this.queue !== null) process.nextTick(() => this.flushQueue())
+      if (event === 'message' && this.queue.length > 0) process.nextTick(() => this.flushQueue())
     })
   }
 
@@ -208,8 +229,26 @@ export class InjectedWebSocket extends EventEmitter<InjectedWebSocketEvents> {
 
   /** @internal A whole message from the server. */
   received (data: Buffer, isBinary: boolean): void {
-    if (this.queue !== null) this.queue.push([data, isBinary])
-    else this.emit('message', data, isBinary)
+    if (this.queue.length === 0 && this.listenerCount('message') > 0) {
+      this.emit('message', data, isBinary)
+      return
+    }
+    this.queue.push({ data, isBinary })
+    this.wake()
+  }
+
+  /** The messages in order, while no `message` listener takes them; ends once closed and all are taken. */
+  async * [Symbol.asyncIterator] (): AsyncGenerator<InjectedMessage, void, undefined> {
+    for (;;) {
+      const next = this.queue.shift()
+      if (next !== undefined) {
+        yield next
+      } else if (this.readyState === ReadyState.CLOSED) {
+        return
+      } else {
+        await new Promise<void>((resolve) => { this.waiter = resolve })
+      }
+    }
   }
 
   /** @internal "an endpoint MUST send a Pong frame in response" (RFC 6455 §5.5.2), then tell the listeners. */
@@ -316,11 +355,18 @@ export class InjectedWebSocket extends EventEmitter<InjectedWebSocketEvents> {
     if (this.listenerCount('error') > 0) this.emit('error', error)
   }
 
+  /** Queued messages to the listeners, while there are (a `once()` listener leaves after one). */
   private flushQueue (): void {
-    const queue = this.queue
-    if (queue === null || this.listenerCount('message') === 0) return
-    this.queue = null
-    for (const [data, isBinary] of queue) this.emit('message', data, isBinary)
+    while (this.queue.length > 0 && this.listenerCount('message') > 0) {
+      const { data, isBinary } = this.queue.shift() as InjectedMessage
+      this.emit('message', data, isBinary)
+    }
+  }
+
+  private wake (): void {
+    const waiter = this.waiter
+    this.waiter = null
+    waiter?.()
   }
 
   private closed (): void {
@@ -332,6 +378,7 @@ export class InjectedWebSocket extends EventEmitter<InjectedWebSocketEvents> {
     }
     // Messages still queued go first, to a listener attached in the meantime.
     this.flushQueue()
+    this.wake()
     this.emit('close', this.closeCode, this.closeReason)
   }
 }
@@ -350,7 +397,7 @@ class ClientFrames implements MessageHandler {
 
   /** Never called: the client offers no extension, so the parser refuses RSV1. */
   compressedMessage (): void {
-    throw protocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 set without a negotiated extension')
+    throw protocolError('WS_ERR_UNEXPECTED_RSV_1', 'RSV1 set without a negotiated extension')
   }
 
   ping (data: Buffer): void {

@@ -51,8 +51,9 @@ export function createRouteHook (
 ) {
   const registration = {}
   ;(scope as Scope)[kRegistration] = registration
-  return function onRoute (this: FastifyInstance, routeOptions: WebSocketRouteOptions): void {
+  return function onRoute (this: FastifyInstance, declared: RouteOptions): void {
     if ((this as Scope)[kRegistration] !== registration) return
+    const routeOptions = declared as WebSocketRouteOptions
     const ws = routeOptions.ws
     const methods = Array.isArray(routeOptions.method) ? routeOptions.method : [routeOptions.method]
     if (ws === undefined || ws === false) {

@@ -82,12 +82,21 @@ export class UpgradeHandshake implements PendingHandshake {
  * request, hooks run. The return value is ignored, except that a promise's
  * rejection, like a throw, closes the connection with 1011 and is logged
  * through `request.log`: `(socket) => socket.send('hi')` and async handlers
- * both fit. `Message`: what the socket's messages carry, a Buffer unless
- * the route parses JSON (`messages: 'json'`, typed from `schema.message`);
- * `Send`: what `sendJSON()` takes, typed from `schema.send`.
+ * both fit.
+ *
+ * A route declaration types its handler itself; to declare one apart, give
+ * the generics: `RouteGeneric`, the route's `{ Params, Querystring, Headers }`;
+ * `Message`, what the socket's messages carry: a Buffer, or on a route with
+ * `messages: 'json'` the parsed value (`unknown`, or the type of its
+ * `schema.message`), so `WebSocketHandler<RouteGenericInterface, unknown>`
+ * for a JSON route without a schema; `Send`, what `sendJSON()` takes (the
+ * type of `schema.send`); `Request`, the request (FastifyRequest of the route
+ * generic by default; with a type provider, the route's request as
+ * `FastifyRequest<RouteGeneric, RawServer, RawRequest, Schema, TypeProvider>`).
  */
-export type WebSocketHandler<RouteGeneric extends RouteGenericInterface = RouteGenericInterface, Message = Buffer, Send = unknown> =
-  (this: FastifyInstance, socket: WebSocket<Message, Send>, request: FastifyRequest<RouteGeneric>) => unknown
+export type WebSocketHandler<RouteGeneric extends RouteGenericInterface = RouteGenericInterface, Message = Buffer, Send = unknown,
+  Request = FastifyRequest<RouteGeneric>> =
+  (this: FastifyInstance, socket: WebSocket<Message, Send>, request: Request) => unknown
 
 /**
  * The server's `upgrade` listener. An upgrade whose path matches a `ws: true`

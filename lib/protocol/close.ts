@@ -32,7 +32,7 @@ export interface ClosePayload {
  */
 export function parseClosePayload (body: Uint8Array): ClosePayload | ProtocolError {
   if (body.length === 0) return { code: CloseCode.NoStatusReceived, reason: '' }
-  if (body.length === 1) return protocolError('WS_ERR_INVALID_CLOSE_PAYLOAD', 'close frame body of 1 byte')
+  if (body.length === 1) return protocolError('WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH', 'close frame body of 1 byte')
   const code = (body[0] << 8) | body[1]
   if (!isValidWireCode(code)) return protocolError('WS_ERR_INVALID_CLOSE_CODE', `invalid close code ${code}`)
   const reason = body.subarray(2)

@@ -3,7 +3,9 @@ import { CloseCode } from './constants.js'
 /**
  * A violation found by the protocol core: carries a stable `code`
  * (`WS_ERR_*`) and the close code the connection fails with
- * (RFC 6455 §7.1.7 "Fail the WebSocket Connection").
+ * (RFC 6455 §7.1.7 "Fail the WebSocket Connection"). Where `ws` fails for
+ * the same cause, the code is `ws`'s (its lib/receiver.js): code that
+ * matches on `err.code` works with both.
  */
 export class ProtocolError extends Error {
   /** Why the connection failed, a stable `WS_ERR_*` string such as `WS_ERR_INVALID_UTF8`. */
@@ -31,6 +33,6 @@ export function invalidUtf8 (message: string): ProtocolError {
 
 /** 1009: a message over `maxPayload` (RFC 6455 §7.4.1, §10.4). */
 export function messageTooBig (limit: number): ProtocolError {
-  return new ProtocolError('WS_ERR_MESSAGE_TOO_BIG', CloseCode.MessageTooBig,
+  return new ProtocolError('WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', CloseCode.MessageTooBig,
     `message exceeds maxPayload of ${limit} bytes`)
 }

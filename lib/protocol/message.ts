@@ -74,15 +74,15 @@ export class MessageReader implements FrameSink {
     this.frameOpcode = opcode
     this.frameFin = fin
     if (isControl(opcode)) {
-      if (rsv1) throw protocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 set on a control frame')
+      if (rsv1) throw protocolError('WS_ERR_UNEXPECTED_RSV_1', 'RSV1 set on a control frame')
       return
     }
     if (opcode === Opcode.Continuation) {
-      if (this.messageOpcode === 0) throw protocolError('WS_ERR_UNEXPECTED_CONTINUATION', 'continuation frame with no message to continue')
-      if (rsv1) throw protocolError('WS_ERR_UNEXPECTED_RSV', 'RSV1 set on a continuation frame')
+      if (this.messageOpcode === 0) throw protocolError('WS_ERR_INVALID_OPCODE', 'continuation frame with no message to continue')
+      if (rsv1) throw protocolError('WS_ERR_UNEXPECTED_RSV_1', 'RSV1 set on a continuation frame')
       this.single = false
     } else {
-      if (this.messageOpcode !== 0) throw protocolError('WS_ERR_EXPECTED_CONTINUATION', 'new data frame inside a fragmented message')
+      if (this.messageOpcode !== 0) throw protocolError('WS_ERR_INVALID_OPCODE', 'new data frame inside a fragmented message')
       this.messageOpcode = opcode
       this.messageLength = 0
       this.single = fin

@@ -179,13 +179,12 @@ export class FrameParser {
 
   private checkFirstByte (b0: number, payloadLength: number): void {
     const opcode = b0 & 0x0f
-    if ((b0 & 0x30) !== 0 || ((b0 & 0x40) !== 0 && !this.allowRsv1)) {
-      throw protocolError('WS_ERR_UNEXPECTED_RSV', 'RSV bit set without a negotiated extension')
-    }
+    if ((b0 & 0x30) !== 0) throw protocolError('WS_ERR_UNEXPECTED_RSV_2_3', 'RSV2 or RSV3 set without a negotiated extension')
+    if ((b0 & 0x40) !== 0 && !this.allowRsv1) throw protocolError('WS_ERR_UNEXPECTED_RSV_1', 'RSV1 set without a negotiated extension')
     if (isControl(opcode)) {
       if (opcode > 0xa) throw protocolError('WS_ERR_INVALID_OPCODE', `reserved opcode ${opcode}`)
-      if ((b0 & 0x80) === 0) throw protocolError('WS_ERR_FRAGMENTED_CONTROL', 'control frame is fragmented')
-      if (payloadLength > MAX_CONTROL_PAYLOAD) throw protocolError('WS_ERR_CONTROL_TOO_LONG', 'control frame payload over 125 bytes')
+      if ((b0 & 0x80) === 0) throw protocolError('WS_ERR_EXPECTED_FIN', 'control frame is fragmented')
+      if (payloadLength > MAX_CONTROL_PAYLOAD) throw protocolError('WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH', 'control frame payload over 125 bytes')
     } else if (opcode > 0x2) {
       throw protocolError('WS_ERR_INVALID_OPCODE', `reserved opcode ${opcode}`)
     }

@@ -122,7 +122,8 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
   readonly requestId: string
   /** @internal When the 101 was written, in ms since the epoch. */
   readonly openedAt = Date.now()
-  private readonly log: FastifyBaseLogger
+  /** @internal The handshake request's logger (`request.log`). */
+  readonly log: FastifyBaseLogger
   private readonly owner: SocketOwner
   /** The topics this socket is subscribed to; null when none (an idle socket holds no Set). */
   private subscriptions: Set<string> | null = null
@@ -343,10 +344,10 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
 
   /**
    * @internal One heartbeat tick: terminates the connection if the pong to
-   * the previous ping has not come back, else sends a ping.
+   * the previous ping has not come back (and returns true), else sends a ping.
    */
-  heartbeat (): void {
-    this.connection.heartbeat()
+  heartbeat (): boolean {
+    return this.connection.heartbeat()
   }
 
   /**

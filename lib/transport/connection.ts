@@ -149,15 +149,16 @@ export class Connection implements SessionIO {
 
   /**
    * One heartbeat tick: terminates the connection if the pong to the
-   * previous ping has not come back, else sends a ping (RFC 6455 §5.5.2).
+   * previous ping has not come back (and returns true), else sends a ping (RFC 6455 §5.5.2).
    */
-  heartbeat (): void {
+  heartbeat (): boolean {
     if (this.awaitingPong) {
       this.terminate()
-      return
+      return true
     }
     this.awaitingPong = true
     this.session.sendControl(Opcode.Ping, EMPTY)
+    return false
   }
 
   /** Aborts the transport at once, without a close frame: a TCP reset, or RST_STREAM (CANCEL). */

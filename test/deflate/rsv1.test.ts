@@ -30,7 +30,7 @@ test('RFC 7692 §6: RSV1 on a control frame fails the connection with 1002', asy
     raw.sendFrame(opcode, payload, { rsv1: true })
     t.equal(await raw.readCloseCode(), 1002, `opcode ${opcode} with RSV1`)
   }
-  t.same(errors.map((error) => [error.code, error.closeCode]), Array(3).fill(['WS_ERR_UNEXPECTED_RSV', 1002]))
+  t.same(errors.map((error) => [error.code, error.closeCode]), Array(3).fill(['WS_ERR_UNEXPECTED_RSV_1', 1002]))
 })
 
 test('RFC 7692 §6: RSV1 on a continuation frame fails the connection with 1002', async (t) => {
@@ -48,7 +48,7 @@ test('RFC 7692 §6: RSV1 on a continuation frame fails the connection with 1002'
     clientFrame(Opcode.Continuation, 'llo', { rsv1: true })
   ]))
   t.equal(await plain.readCloseCode(), 1002, 'in an uncompressed message')
-  t.same(errors.map((error) => error.code), ['WS_ERR_UNEXPECTED_RSV', 'WS_ERR_UNEXPECTED_RSV'])
+  t.same(errors.map((error) => error.code), ['WS_ERR_UNEXPECTED_RSV_1', 'WS_ERR_UNEXPECTED_RSV_1'])
 })
 
 test('RFC 6455 §5.2: RSV1 when permessage-deflate was not negotiated fails the connection with 1002', async (t) => {
@@ -58,7 +58,7 @@ test('RFC 6455 §5.2: RSV1 when permessage-deflate was not negotiated fails the 
   t.equal(raw.response?.headers['sec-websocket-extensions'], undefined, 'the client offered nothing')
   raw.sendFrame(Opcode.Text, HELLO, { rsv1: true })
   t.equal(await raw.readCloseCode(), 1002)
-  t.same(errors.map((error) => error.code), ['WS_ERR_UNEXPECTED_RSV'])
+  t.same(errors.map((error) => error.code), ['WS_ERR_UNEXPECTED_RSV_1'])
 })
 
 test('RSV2 and RSV3 stay reserved with permessage-deflate: 1002', async (t) => {

@@ -112,7 +112,7 @@ test('a header declaring 2^40 bytes with no payload: close 1009 at once, nothing
   client.write(clientFrame(Opcode.Close, closeBody(1009)))
   await client.waitClosed()
   await until(() => closes.length > 0, 5000, 'server close event')
-  t.same(errors, [{ code: 'WS_ERR_MESSAGE_TOO_BIG', closeCode: 1009 }], "one 'error' event")
+  t.same(errors, [{ code: 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', closeCode: 1009 }], "one 'error' event")
   t.same(closes, [1006], 'close event 1006: the server stopped reading when it failed the connection')
   await assertStillServes(t, server)
 })

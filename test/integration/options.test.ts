@@ -54,6 +54,7 @@ async function routeError (ws: unknown, plugin: object = {}): Promise<unknown> {
 
 const INTEGER_BYTES = 'an integer from 0 to 9007199254740991 (bytes)'
 const INTEGER_MS = 'an integer from 0 to 2147483647 (milliseconds)'
+const POSITIVE_MS = 'an integer from 1 to 2147483647 (milliseconds)'
 const WINDOW_BITS = 'an integer from 8 to 15 (bits, RFC 7692 §7.1.2)'
 const TOKEN = 'a token (RFC 6455 §4.1)'
 const ORIGIN = 'an origin as browsers send it (RFC 6454 §6.2)'
@@ -90,8 +91,9 @@ const PLUGIN_CASES: Array<[string, Record<string, unknown>, Expected]> = [
   ['maxPayload a string', { maxPayload: '1024' }, { code: 'FST_WS_INVALID_OPTION', path: 'maxPayload', value: "'1024'", allowed: 'an integer from 0 to' }],
   ['maxPayload NaN', { maxPayload: NaN }, { code: 'FST_WS_INVALID_OPTION', path: 'maxPayload', value: 'NaN', allowed: 'an integer from 0 to' }],
   ['maxPayload past 2^53-1', { maxPayload: 2 ** 53 }, { code: 'FST_WS_INVALID_OPTION', path: 'maxPayload', value: '9007199254740992', allowed: INTEGER_BYTES }],
-  ['closeTimeout negative', { closeTimeout: -1 }, { code: 'FST_WS_INVALID_OPTION', path: 'closeTimeout', value: '-1', allowed: INTEGER_MS }],
-  ['closeTimeout past what setTimeout takes', { closeTimeout: 2 ** 31 }, { code: 'FST_WS_INVALID_OPTION', path: 'closeTimeout', value: '2147483648', allowed: INTEGER_MS }],
+  ['closeTimeout negative', { closeTimeout: -1 }, { code: 'FST_WS_INVALID_OPTION', path: 'closeTimeout', value: '-1', allowed: POSITIVE_MS }],
+  ['closeTimeout 0 (a closing handshake with no time at all)', { closeTimeout: 0 }, { code: 'FST_WS_INVALID_OPTION', path: 'closeTimeout', value: '0', allowed: POSITIVE_MS }],
+  ['closeTimeout past what setTimeout takes', { closeTimeout: 2 ** 31 }, { code: 'FST_WS_INVALID_OPTION', path: 'closeTimeout', value: '2147483648', allowed: POSITIVE_MS }],
   ['idleTimeout not an integer', { idleTimeout: 0.5 }, { code: 'FST_WS_INVALID_OPTION', path: 'idleTimeout', value: '0.5', allowed: INTEGER_MS }],
   ['heartbeatInterval Infinity', { heartbeatInterval: Infinity }, { code: 'FST_WS_INVALID_OPTION', path: 'heartbeatInterval', value: 'Infinity', allowed: INTEGER_MS }],
   ['highWaterMark negative', { highWaterMark: -1 }, { code: 'FST_WS_INVALID_OPTION', path: 'highWaterMark', value: '-1', allowed: INTEGER_BYTES }],
@@ -107,8 +109,8 @@ const PLUGIN_CASES: Array<[string, Record<string, unknown>, Expected]> = [
   ['protocols with a comma list in a name', { protocols: ['a,b'] }, { code: 'FST_WS_INVALID_OPTION', path: 'protocols[0]', value: "'a,b'", allowed: TOKEN }],
   ['protocols with a non-ASCII name', { protocols: ['chät'] }, { code: 'FST_WS_INVALID_OPTION', path: 'protocols[0]', value: "'chät'", allowed: TOKEN }],
   ['protocols with a number', { protocols: [13] }, { code: 'FST_WS_INVALID_OPTION', path: 'protocols[0]', value: '13', allowed: TOKEN }],
-  ['origin a single string other than *', { origin: 'https://example.com' }, {
-    code: 'FST_WS_INVALID_OPTION', path: 'origin', value: "'https://example.com'", allowed: "an array of origins, a function (origin, request) => boolean, or '*' or true for every origin"
+  ['origin a single string that is no origin', { origin: 'https://example.com/' }, {
+    code: 'FST_WS_INVALID_OPTION', path: 'origin', value: "'https://example.com/'", allowed: "an origin, an array of origins, a function (origin, request) => boolean, or '*' or true for every origin"
   }],
   ['validateSend a string', { validateSend: 'no' }, { code: 'FST_WS_INVALID_OPTION', path: 'validateSend', value: "'no'", allowed: 'true or false' }],
   ['origin false', { origin: false }, { code: 'FST_WS_INVALID_OPTION', path: 'origin', value: 'false', allowed: "'*' or true for every origin" }],
@@ -166,7 +168,7 @@ const ROUTE_CASES: Array<[string, unknown, object, Expected]> = [
   ['ws.perMessageDeflate.level 12', { perMessageDeflate: { level: 12 } }, {}, {
     code: 'FST_WS_INVALID_OPTION', path: 'ws.perMessageDeflate.level', value: '12', allowed: 'an integer from 0 to 9'
   }],
-  ['ws.closeTimeout past what setTimeout takes', { closeTimeout: 2 ** 31 }, {}, { code: 'FST_WS_INVALID_OPTION', path: 'ws.closeTimeout', value: '2147483648', allowed: INTEGER_MS }],
+  ['ws.closeTimeout past what setTimeout takes', { closeTimeout: 2 ** 31 }, {}, { code: 'FST_WS_INVALID_OPTION', path: 'ws.closeTimeout', value: '2147483648', allowed: POSITIVE_MS }],
   ['ws.heartbeatInterval (plugin only)', { heartbeatInterval: 1000 }, {}, {
     code: 'FST_WS_UNKNOWN_OPTION', path: 'ws.heartbeatInterval', value: '1000', allowed: 'onMessage, validateSend, messages (heartbeatInterval and broker are plugin options only)'
   }],
@@ -206,7 +208,7 @@ test('valid options are accepted', async (t) => {
     const sets: Array<Record<string, unknown>> = [
       {
         maxPayload: 0,
-        closeTimeout: 0,
+        closeTimeout: 1,
         highWaterMark: 0,
         maxBackpressure: 0,
         idleTimeout: 2 ** 31 - 1,

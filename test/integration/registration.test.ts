@@ -198,7 +198,8 @@ test("a route with @fastify/websocket's websocket: true, or wsHandler without ws
 
 test('an onRoute hook registered before the plugin may turn websocket: true into ws: true', async (t) => {
   const app = Fastify()
-  app.addHook('onRoute', (route: { websocket?: boolean, ws?: boolean }) => {
+  app.addHook('onRoute', (declared) => {
+    const route = declared as unknown as { websocket?: boolean, ws?: boolean }
     if (route.websocket === true) {
       delete route.websocket
       route.ws = true

@@ -37,7 +37,7 @@ test('parseClosePayload', async (t) => {
   t.same(parseClosePayload(closeBody(4001, 'bye €')), { code: 4001, reason: 'bye €' }, 'code and UTF-8 reason')
   const oneByte = parseClosePayload(bytes(0x03))
   t.ok(oneByte instanceof ProtocolError, '1-byte body is an error')
-  t.match(oneByte, { code: 'WS_ERR_INVALID_CLOSE_PAYLOAD', closeCode: 1002 })
+  t.match(oneByte, { code: 'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH', closeCode: 1002 })
   for (const code of INVALID_ON_WIRE) {
     t.match(parseClosePayload(closeBody(code)), { code: 'WS_ERR_INVALID_CLOSE_CODE', closeCode: 1002 }, `code ${code}`)
   }
@@ -62,7 +62,7 @@ test('encodeClosePayload', async (t) => {
 // Close frame rules through a Session.
 
 test('a close frame with a 1-byte body fails with 1002 (§5.5.1)', async (t) => {
-  assertFails(t, clientFrame(Opcode.Close, bytes(0x03)), 1002, 'WS_ERR_INVALID_CLOSE_PAYLOAD')
+  assertFails(t, clientFrame(Opcode.Close, bytes(0x03)), 1002, 'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH')
 })
 
 test('close codes invalid on the wire fail with 1002 (§7.4)', async (t) => {
@@ -101,7 +101,7 @@ test('a close reason that is not UTF-8 fails with 1007 (§8.1)', async (t) => {
 test('the close frame the server fails with carries a reason of at most 123 bytes', async (t) => {
   const { session, io } = newSession()
   session.receive(clientFrame(Opcode.Continuation, 'x'))
-  assertFailedOnce(t, io, 1002, 'WS_ERR_UNEXPECTED_CONTINUATION')
+  assertFailedOnce(t, io, 1002, 'WS_ERR_INVALID_OPCODE')
   const [close] = io.frames
   t.ok(close.payload.length <= 125, 'fits a control frame')
   t.equal(closeCodeOf(close), 1002)

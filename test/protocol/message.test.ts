@@ -33,11 +33,11 @@ test('empty messages: a zero-length text frame, a zero-length fragmented binary 
 })
 
 test('a continuation frame with no message to continue fails with 1002 (§5.4)', async (t) => {
-  assertFails(t, clientFrame(Opcode.Continuation, 'x'), 1002, 'WS_ERR_UNEXPECTED_CONTINUATION')
+  assertFails(t, clientFrame(Opcode.Continuation, 'x'), 1002, 'WS_ERR_INVALID_OPCODE')
   // Also right after a complete message.
   const { session, io } = newSession()
   session.receive(Buffer.concat([clientFrame(Opcode.Text, 'done'), clientFrame(Opcode.Continuation, 'x', { fin: false })]))
-  assertFailedOnce(t, io, 1002, 'WS_ERR_UNEXPECTED_CONTINUATION', 'after a complete message', 1)
+  assertFailedOnce(t, io, 1002, 'WS_ERR_INVALID_OPCODE', 'after a complete message', 1)
   t.same(io.messages, [{ data: Buffer.from('done'), isBinary: false }])
 })
 
@@ -45,7 +45,7 @@ test('a new Text or Binary frame inside a fragmented message fails with 1002 (§
   for (const [first, second] of [[Opcode.Text, Opcode.Text], [Opcode.Text, Opcode.Binary], [Opcode.Binary, Opcode.Text], [Opcode.Binary, Opcode.Binary]]) {
     t.test(`opcode ${second} inside opcode ${first}`, async (t) => {
       const stream = Buffer.concat([clientFrame(first, 'ab', { fin: false }), clientFrame(second, 'cd')])
-      assertFails(t, stream, 1002, 'WS_ERR_EXPECTED_CONTINUATION')
+      assertFails(t, stream, 1002, 'WS_ERR_INVALID_OPCODE')
     })
   }
 })
@@ -91,13 +91,13 @@ test('maxPayload: a message over it fails with 1009 at the header, before any pa
   })
   t.test('one byte over fails on the header alone', async (t) => {
     // Only the header (2 bytes + masking key) is fed: no payload byte at all.
-    assertFails(t, rawHeader(0x82, 17n), 1009, 'WS_ERR_MESSAGE_TOO_BIG', maxPayload)
+    assertFails(t, rawHeader(0x82, 17n), 1009, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', maxPayload)
   })
   t.test('a declared length of 2^40 with no payload bytes fails at once', async (t) => {
-    assertFails(t, rawHeader(0x82, 2n ** 40n), 1009, 'WS_ERR_MESSAGE_TOO_BIG', 1 << 20)
+    assertFails(t, rawHeader(0x82, 2n ** 40n), 1009, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 1 << 20)
     const { session, io } = newSession(1 << 20)
     session.receive(rawHeader(0x81, 2n ** 40n))
-    assertFailedOnce(t, io, 1009, 'WS_ERR_MESSAGE_TOO_BIG')
+    assertFailedOnce(t, io, 1009, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
     t.ok((session.reader['buffer']?.length ?? 0) === 0, 'no message buffer allocated')
   })
   t.test('the limit counts the reassembled message across fragments', async (t) => {
@@ -106,11 +106,11 @@ test('maxPayload: a message over it fails with 1009 at the header, before any pa
     session.receive(clientFrame(Opcode.Continuation, 'b'.repeat(6), { fin: false }))
     t.same(io.failures, [], '16 bytes so far: fine')
     session.receive(rawHeader(0x00, 1n))
-    assertFailedOnce(t, io, 1009, 'WS_ERR_MESSAGE_TOO_BIG', 'the header of a 1-byte 3rd fragment')
+    assertFailedOnce(t, io, 1009, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', 'the header of a 1-byte 3rd fragment')
     const fragments = Buffer.concat([
       clientFrame(Opcode.Text, 'a'.repeat(10), { fin: false }), clientFrame(Opcode.Continuation, 'b'.repeat(7))
     ])
-    assertFails(t, fragments, 1009, 'WS_ERR_MESSAGE_TOO_BIG', maxPayload)
+    assertFails(t, fragments, 1009, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH', maxPayload)
     for (const io of assertAccepted(t, Buffer.concat([
       clientFrame(Opcode.Text, 'a'.repeat(10), { fin: false }), clientFrame(Opcode.Continuation, 'b'.repeat(6))
     ]), maxPayload)) t.same(io.messages, [{ data: Buffer.from('a'.repeat(10) + 'b'.repeat(6)), isBinary: false }])
@@ -225,6 +225,6 @@ test('RSV1 on a control or continuation frame fails with 1002 even with permessa
     const { session, io } = newSession()
     session.parser.allowRsv1 = true
     session.receive(stream)
-    assertFailedOnce(t, io, 1002, 'WS_ERR_UNEXPECTED_RSV', name)
+    assertFailedOnce(t, io, 1002, 'WS_ERR_UNEXPECTED_RSV_1', name)
   }
 })

@@ -183,10 +183,10 @@ test('unmasked client frame fails with 1002 (§5.1)', async (t) => {
 })
 
 test('RSV1, RSV2 or RSV3 set without a negotiated extension fails with 1002 (§5.2)', async (t) => {
-  for (const [name, bit] of [['RSV1', 0x40], ['RSV2', 0x20], ['RSV3', 0x10]] as const) {
+  for (const [name, bit, code] of [['RSV1', 0x40, 'WS_ERR_UNEXPECTED_RSV_1'], ['RSV2', 0x20, 'WS_ERR_UNEXPECTED_RSV_2_3'], ['RSV3', 0x10, 'WS_ERR_UNEXPECTED_RSV_2_3']] as const) {
     const frame = clientFrame(Opcode.Text, 'x')
     frame[0] |= bit
-    t.test(name, async (t) => assertFails(t, frame, 1002, 'WS_ERR_UNEXPECTED_RSV'))
+    t.test(name, async (t) => assertFails(t, frame, 1002, code))
   }
 })
 
@@ -197,7 +197,7 @@ test('RSV2 and RSV3 fail even when RSV1 is allowed (permessage-deflate negotiate
     parser.allowRsv1 = true
     const frame = clientFrame(Opcode.Binary, 'x')
     frame[0] |= bit
-    t.throws(() => parser.push(frame), { code: 'WS_ERR_UNEXPECTED_RSV', closeCode: 1002 }, `bit 0x${bit.toString(16)}`)
+    t.throws(() => parser.push(frame), { code: 'WS_ERR_UNEXPECTED_RSV_2_3', closeCode: 1002 }, `bit 0x${bit.toString(16)}`)
   }
   const sink = new FrameCollector()
   const parser = new FrameParser(sink)
@@ -216,8 +216,8 @@ test('reserved opcodes 0x3-0x7 and 0xB-0xF fail with 1002 (§5.2)', async (t) =>
 
 test('a control frame with payload length 126 fails with 1002; 125 is accepted (§5.5)', async (t) => {
   // 126 bytes, declared in the 16-bit form as the shortest encoding requires.
-  assertFails(t, clientFrame(Opcode.Ping, Buffer.alloc(126, 0x61)), 1002, 'WS_ERR_CONTROL_TOO_LONG')
-  assertFails(t, clientFrame(Opcode.Close, Buffer.concat([bytes(0x03, 0xe8), Buffer.alloc(124, 0x61)])), 1002, 'WS_ERR_CONTROL_TOO_LONG')
+  assertFails(t, clientFrame(Opcode.Ping, Buffer.alloc(126, 0x61)), 1002, 'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH')
+  assertFails(t, clientFrame(Opcode.Close, Buffer.concat([bytes(0x03, 0xe8), Buffer.alloc(124, 0x61)])), 1002, 'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH')
   const payload = Buffer.alloc(125, 0x62)
   for (const io of assertAccepted(t, clientFrame(Opcode.Ping, payload))) {
     t.same(io.events.filter((e) => e.type === 'ping'), [{ type: 'ping', data: payload }], 'ping of 125 bytes delivered')
@@ -232,15 +232,15 @@ test('a control frame declaring its length in the 16-bit form fails with 1002, w
   // verdict must not depend on how the bytes were chunked.
   for (const length of [0n, 5n, 125n]) {
     const frame = Buffer.concat([rawHeader(0x89, length, { form: 16 }), naiveMask(Buffer.alloc(Number(length), 0x41), RFC_MASK)])
-    t.test(`ping with 16-bit payload length ${length}`, async (t) => assertFails(t, frame, 1002, 'WS_ERR_CONTROL_TOO_LONG'))
+    t.test(`ping with 16-bit payload length ${length}`, async (t) => assertFails(t, frame, 1002, 'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH'))
   }
   const frame = Buffer.concat([rawHeader(0x88, 2n, { form: 64 }), naiveMask(bytes(0x03, 0xe8), RFC_MASK)])
-  t.test('close with 64-bit payload length 2', async (t) => assertFails(t, frame, 1002, 'WS_ERR_CONTROL_TOO_LONG'))
+  t.test('close with 64-bit payload length 2', async (t) => assertFails(t, frame, 1002, 'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH'))
 })
 
 test('a fragmented control frame (FIN clear) fails with 1002 (§5.5)', async (t) => {
   for (const opcode of [Opcode.Ping, Opcode.Pong, Opcode.Close]) {
-    assertFails(t, clientFrame(opcode, '', { fin: false }), 1002, 'WS_ERR_FRAGMENTED_CONTROL')
+    assertFails(t, clientFrame(opcode, '', { fin: false }), 1002, 'WS_ERR_EXPECTED_FIN')
   }
 })
 
@@ -248,14 +248,14 @@ test('a 64-bit payload length with its most significant bit set fails with 1002 
   assertFails(t, rawHeader(0x82, 0x8000000000000000n, { form: 64 }), 1002, 'WS_ERR_INVALID_LENGTH')
   assertFails(t, rawHeader(0x82, 0xffffffffffffffffn, { form: 64 }), 1002, 'WS_ERR_INVALID_LENGTH')
   // The largest legal length is still only too big (1009), not malformed.
-  assertFails(t, rawHeader(0x82, 0x7fffffffffffffffn, { form: 64 }), 1009, 'WS_ERR_MESSAGE_TOO_BIG')
+  assertFails(t, rawHeader(0x82, 0x7fffffffffffffffn, { form: 64 }), 1009, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
 })
 
 test('a bad first byte fails before the rest of the header arrives', async (t) => {
   const cases: Array<[string, number, string]> = [
-    ['RSV2', 0x20 | 0x81, 'WS_ERR_UNEXPECTED_RSV'],
+    ['RSV2', 0x20 | 0x81, 'WS_ERR_UNEXPECTED_RSV_2_3'],
     ['reserved opcode 0x3', 0x83, 'WS_ERR_INVALID_OPCODE'],
-    ['fragmented ping', 0x09, 'WS_ERR_FRAGMENTED_CONTROL']
+    ['fragmented ping', 0x09, 'WS_ERR_EXPECTED_FIN']
   ]
   for (const [name, b0, code] of cases) {
     const parser = new FrameParser(new FrameCollector())
@@ -263,5 +263,5 @@ test('a bad first byte fails before the rest of the header arrives', async (t) =
   }
   // A control frame declaring the 16-bit form is over 125 whatever follows.
   const parser = new FrameParser(new FrameCollector())
-  t.throws(() => parser.push(bytes(0x89, 0xfe)), { code: 'WS_ERR_CONTROL_TOO_LONG', closeCode: 1002 }, 'control frame with 126 marker: 2 bytes')
+  t.throws(() => parser.push(bytes(0x89, 0xfe)), { code: 'WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH', closeCode: 1002 }, 'control frame with 126 marker: 2 bytes')
 })
