@@ -45,7 +45,7 @@ export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455O
 
   const onUpgrade = createUpgradeListener(fastify, matcher)
   fastify.server.on('upgrade', onUpgrade)
-  const http2 = http2WebSockets(fastify, matcher)
+  const http2 = http2WebSockets(fastify, matcher, options.highWaterMark ?? DEFAULTS.highWaterMark)
 
   const interval = options.heartbeatInterval ?? DEFAULTS.heartbeatInterval
   const heartbeat = interval > 0
