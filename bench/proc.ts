@@ -40,7 +40,11 @@ export function readMachineTicks (): { total: number, idle: number, steal: numbe
   }
 }
 
-/** A line naming the machine, for a README table: CPU model and count, Node version, kernel. */
+/**
+ * A line naming the machine, for a README table: CPU model and count, Node
+ * version, kernel, and the glibc malloc settings every process of the run
+ * inherits (GLIBC_TUNABLES and MALLOC_* variables; "glibc malloc defaults" when none).
+ */
 export function describeMachine (): string {
   let model = os.cpus()[0]?.model ?? 'unknown CPU'
   try {
@@ -49,5 +53,11 @@ export function describeMachine (): string {
   } catch { /* os.cpus() is enough */ }
   const mhz = os.cpus()[0]?.speed
   return `${model}${mhz !== undefined && mhz > 0 ? ` @ ${mhz} MHz` : ''}, ${os.availableParallelism()} cores; ` +
-    `node ${process.version}; ${os.type()} ${os.release()}`
+    `node ${process.version}; ${os.type()} ${os.release()}; ${mallocSettings()}`
+}
+
+/** The glibc malloc settings in this process's environment, which the servers and clients it starts inherit. */
+function mallocSettings (): string {
+  const set = Object.entries(process.env).filter(([name]) => name === 'GLIBC_TUNABLES' || name.startsWith('MALLOC_'))
+  return set.length === 0 ? 'glibc malloc defaults' : set.map(([name, value]) => `${name}=${value ?? ''}`).join(' ')
 }

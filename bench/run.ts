@@ -266,6 +266,7 @@ if (servers.length > 0) {
     await Promise.all(running.map((server) => server.stop()))
   }
   for (const [name, mine] of Object.entries(rounds)) {
+    (results.echoRounds ??= {})[name] = mine.phases.map((round) => round.filter((r) => r.kind === 'echo'))
     const chosen = phases.map((_, i) => best(mine.phases.map((round) => round[i])))
     results.echo[name] = chosen.filter((r) => r.kind === 'echo')
     results.handshake[name] = chosen.find((r) => r.kind === 'handshake')!

@@ -121,7 +121,7 @@ async function startServer (fastify: FastifyInstance, options: FastifyRfc6455Opt
 
   const onUpgrade = createUpgradeListener(fastify, matcher)
   fastify.server.on('upgrade', onUpgrade)
-  const http2 = http2WebSockets(fastify, matcher, serverOptions.maxHttp2WebSockets!)
+  const http2 = http2WebSockets(fastify, matcher, serverOptions.maxHttp2WebSockets!, options.highWaterMark ?? DEFAULTS.highWaterMark)
 
   const heartbeat = heartbeatInterval > 0
     ? setInterval(() => {
