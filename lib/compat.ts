@@ -54,14 +54,24 @@ export interface WsPerMessageDeflateOptions {
   serverMaxWindowBits?: number
   /** The window asked of the client, 8-15 bits (§7.1.2.2); `true` leaves the default. */
   clientMaxWindowBits?: number | boolean
-  /** zlib's options of the compressor: `level` (0-9, -1 for zlib's default 6) and `memLevel` (1-9) are mapped. */
-  zlibDeflateOptions?: { level?: number, memLevel?: number, [option: string]: unknown }
+  /** zlib's options of the compressor: `level` and `memLevel` are mapped. */
+  zlibDeflateOptions?: WsZlibDeflateOptions
   /** zlib's options of the decompressor: ignored. */
   zlibInflateOptions?: Record<string, unknown>
   /** Bytes: messages shorter than this are sent uncompressed. */
   threshold?: number
   /** `ws`'s limit of concurrent zlib calls: ignored. */
   concurrencyLimit?: number
+}
+
+/** zlib's options of `ws`'s compressor: `level` and `memLevel` are mapped, the others ignored. */
+export interface WsZlibDeflateOptions {
+  /** zlib compression level, 0-9, or -1 for zlib's default (6). */
+  level?: number
+  /** zlib memLevel, 1-9. */
+  memLevel?: number
+  /** zlib's other options (`windowBits`, `strategy`...): ignored. */
+  [option: string]: unknown
 }
 
 /**
@@ -171,8 +181,14 @@ export interface InjectWSHooks {
   onOpen?: (socket: InjectedWebSocket) => void
 }
 
+/** The events of `app.websocketServer`. */
+export interface CompatWebSocketServerEvents {
+  /** A handshake was answered (101): the socket and the raw request, before the route's handler runs. */
+  connection: [socket: WebSocket, request: IncomingMessage]
+}
+
 /** `app.websocketServer`: what a @fastify/websocket app reads of `ws`'s `WebSocketServer`. */
-export interface CompatWebSocketServer extends EventEmitter<{ connection: [socket: WebSocket, request: IncomingMessage] }> {
+export interface CompatWebSocketServer extends EventEmitter<CompatWebSocketServerEvents> {
   /** The open sockets of the app (`app.websocketClients`). */
   readonly clients: ReadonlySet<WebSocket>
   /** The `options` given at registration. */
@@ -183,7 +199,7 @@ export interface CompatWebSocketServer extends EventEmitter<{ connection: [socke
  * `app.websocketServer`: `clients` (the app's open sockets), `options`,
  * and the `connection` event `(socket, rawRequest)` emitted before each handler runs.
  */
-class WebSocketServerView extends EventEmitter<{ connection: [socket: WebSocket, request: IncomingMessage] }> implements CompatWebSocketServer {
+class WebSocketServerView extends EventEmitter<CompatWebSocketServerEvents> implements CompatWebSocketServer {
   readonly options: WebSocketServerOptions
   private readonly app: FastifyInstance
 
