@@ -36,21 +36,42 @@ export type VerifyClient =
 
 /** What `verifyClient` gets: the handshake's `Origin`, whether it came over TLS, and the raw request. */
 export interface VerifyClientInfo {
+  /** The handshake's `Origin` header, undefined when absent (not a browser). */
   origin: string | undefined
+  /** Whether the handshake came over TLS. */
   secure: boolean
+  /** The handshake request, after the route's hooks ran. */
   req: IncomingMessage
 }
 
 /** permessage-deflate as `ws` takes it: `zlibDeflateOptions.level` and `.memLevel` are mapped, the rest of zlib's options ignored. */
 export interface WsPerMessageDeflateOptions {
+  /** Reset the compressor after each message (RFC 7692 §7.1.1.1). */
   serverNoContextTakeover?: boolean
+  /** Ask the client to reset its compressor after each message (§7.1.1.2). */
   clientNoContextTakeover?: boolean
+  /** The compressor's window, 8-15 bits (§7.1.2.1). */
   serverMaxWindowBits?: number
+  /** The window asked of the client, 8-15 bits (§7.1.2.2); `true` leaves the default. */
   clientMaxWindowBits?: number | boolean
-  zlibDeflateOptions?: { level?: number, memLevel?: number, [option: string]: unknown }
+  /** zlib's options of the compressor: `level` and `memLevel` are mapped. */
+  zlibDeflateOptions?: WsZlibDeflateOptions
+  /** zlib's options of the decompressor: ignored. */
   zlibInflateOptions?: Record<string, unknown>
+  /** Bytes: messages shorter than this are sent uncompressed. */
   threshold?: number
+  /** `ws`'s limit of concurrent zlib calls: ignored. */
   concurrencyLimit?: number
+}
+
+/** zlib's options of `ws`'s compressor: `level` and `memLevel` are mapped, the others ignored. */
+export interface WsZlibDeflateOptions {
+  /** zlib compression level, 0-9, or -1 for zlib's default (6). */
+  level?: number
+  /** zlib memLevel, 1-9. */
+  memLevel?: number
+  /** zlib's other options (`windowBits`, `strategy`...): ignored. */
+  [option: string]: unknown
 }
 
 /**
@@ -66,23 +87,41 @@ export interface WsPerMessageDeflateOptions {
  * ignored with a warning.
  */
 export interface WebSocketServerOptions {
+  /** Bytes of one message; 0 for no limit. Default 100 MiB, as in `ws`. Over it the connection closes with 1009. */
   maxPayload?: number
+  /** permessage-deflate (RFC 7692): true, or `ws`'s options of it. Default off. */
   perMessageDeflate?: boolean | WsPerMessageDeflateOptions
+  /** Chooses the subprotocol from the client's offers; false chooses none. Default: the client's first offer. */
   handleProtocols?: (protocols: Set<string>, request: IncomingMessage) => string | false
+  /** Accepts or refuses a handshake, after the route's hooks (see VerifyClient). */
   verifyClient?: VerifyClient
+  /** Milliseconds the closing handshake may take before the connection is destroyed. Default 5000 (`ws`'s is 30000). */
   closeTimeout?: number
+  /** A second HTTP server whose upgrades are taken too. */
   server?: Server
+  /** Needs nothing: `websocketServer.clients` always holds the open sockets. */
   clientTracking?: boolean
+  /** Ignored, with @fastify/websocket's warning: routes have paths. */
   path?: string
+  /** Refused (FST_WS_INVALID_OPTION): the plugin takes the upgrades of the app's server. */
   noServer?: boolean
+  /** Refused (FST_WS_INVALID_OPTION): the app's server listens. */
   port?: number
+  /** Refused (FST_WS_INVALID_OPTION): the app's server listens. */
   host?: string
+  /** Ignored with a warning: the app's server listens. */
   backlog?: number
+  /** Ignored with a warning: text is always checked as it arrives. */
   skipUTF8Validation?: boolean
+  /** Ignored with a warning: pings are always answered. */
   autoPong?: boolean
+  /** Ignored with a warning: messages are emitted as they are parsed. */
   allowSynchronousEvents?: boolean
+  /** Ignored with a warning: a message's memory is bounded by `maxPayload`. */
   maxBufferedChunks?: number
+  /** Ignored with a warning: a message's memory is bounded by `maxPayload`. */
   maxFragments?: number
+  /** Ignored with a warning: the socket class is fastify-rfc6455's `WebSocket`. */
   WebSocket?: unknown
 }
 
@@ -130,17 +169,26 @@ export type WebsocketHandler<RouteGeneric extends RouteGenericInterface = RouteG
 
 /** `app.injectWS()`'s second argument, @fastify/websocket's `upgradeContext`: the request's headers. */
 export interface UpgradeContext {
+  /** Request headers sent with the handshake; the handshake's own are set for you. */
   headers?: IncomingHttpHeaders
 }
 
 /** `app.injectWS()`'s third argument: `onInit(ws)` before the handshake, `onOpen(ws)` once it is answered with 101. */
 export interface InjectWSHooks {
+  /** Called with the client socket before the handshake is sent. */
   onInit?: (socket: InjectedWebSocket) => void
+  /** Called with the client socket once the handshake is answered with 101, before the promise resolves. */
   onOpen?: (socket: InjectedWebSocket) => void
 }
 
+/** The events of `app.websocketServer`. */
+export interface CompatWebSocketServerEvents {
+  /** A handshake was answered (101): the socket and the raw request, before the route's handler runs. */
+  connection: [socket: WebSocket, request: IncomingMessage]
+}
+
 /** `app.websocketServer`: what a @fastify/websocket app reads of `ws`'s `WebSocketServer`. */
-export interface CompatWebSocketServer extends EventEmitter<{ connection: [socket: WebSocket, request: IncomingMessage] }> {
+export interface CompatWebSocketServer extends EventEmitter<CompatWebSocketServerEvents> {
   /** The open sockets of the app (`app.websocketClients`). */
   readonly clients: ReadonlySet<WebSocket>
   /** The `options` given at registration. */
@@ -151,7 +199,7 @@ export interface CompatWebSocketServer extends EventEmitter<{ connection: [socke
  * `app.websocketServer`: `clients` (the app's open sockets), `options`,
  * and the `connection` event `(socket, rawRequest)` emitted before each handler runs.
  */
-class WebSocketServerView extends EventEmitter<{ connection: [socket: WebSocket, request: IncomingMessage] }> implements CompatWebSocketServer {
+class WebSocketServerView extends EventEmitter<CompatWebSocketServerEvents> implements CompatWebSocketServer {
   readonly options: WebSocketServerOptions
   private readonly app: FastifyInstance
 

@@ -62,7 +62,7 @@ async function prepare (): Promise<{ dir: string, files: string[] }> {
 }
 
 /** How long a test may go without reporting before it counts as hung and its process is killed. */
-const IDLE_MS = Number(process.env.COMPAT_TEST_TIMEOUT ?? 30_000)
+const IDLE_MS = Number(process.env.COMPAT_TEST_TIMEOUT ?? 15_000)
 
 /** The names of the top-level tests of a file, in order: `test('name', ...)` at the start of a line. */
 function testNames (source: string): string[] {

@@ -13,7 +13,7 @@ import tap from 'tap'
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const MINIMUM = 58
 
-/** The suite runs ~66 tests in 4 processes; one of them waits out its idle timeout (30 s). */
+/** The suite runs ~66 tests in 4 processes; one of them waits out its idle timeout (15 s). */
 tap.setTimeout(600_000)
 
 interface Summary {

@@ -2,8 +2,9 @@
  * Node's own WebSocket client, global from Node 22 (undici's, the WHATWG
  * API a browser has) against the plugin over real TCP: text and binary
  * echo, a subprotocol, the server's close code and reason, and a refused
- * handshake (reported, as a browser reports it, as `error` then `close`
- * with 1006 and no status). Node 20 has no global WebSocket: skipped there.
+ * handshake (reported, as a browser reports it, as `error` then, from
+ * Node 24, `close` with 1006, and no status). Node 20 has no global
+ * WebSocket: skipped there.
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import { test, type Test } from 'tap'
@@ -59,11 +60,14 @@ test('the global WebSocket: the server\'s close code and reason', { skip }, asyn
   t.equal(closed.wasClean, true)
 })
 
-test('the global WebSocket: a refused handshake is error, then close 1006, without the status', { skip }, async (t) => {
+/** Node 22's WebSocket fires no `close` after a refused handshake (its readyState stays CONNECTING); Node 24's and 26's do. */
+const closesAfterRefusal = Number(process.versions.node.split('.')[0]) >= 24
+
+test('the global WebSocket: a refused handshake is error, then close 1006 (from Node 24), without the status', { skip }, async (t) => {
   const { url } = await start(t)
   const client = new (NodeWebSocket as typeof UndiciWebSocket)(url('/nowhere'))
   const error = next(client, 'error')
-  const closed = next<CloseEvent>(client, 'close')
+  const closed = closesAfterRefusal ? next<CloseEvent>(client, 'close') : undefined
   t.equal((await error).type, 'error')
-  t.equal((await closed).code, 1006)
+  if (closed !== undefined) t.equal((await closed).code, 1006)
 })
