@@ -30,8 +30,11 @@ export interface BrokerDroppedMessage {
 
 /** Counts of the messages a broker dropped on arrival, since it was created. */
 export interface BrokerDropStats {
+  /** Not an envelope of this version: another version of the plugin, or another publisher on the channel. */
   malformed: number
+  /** A payload over the broker's `maxPayload` bytes. */
   oversized: number
+  /** Flagged as text, not UTF-8 (a text frame must be, RFC 6455 §5.6, §8.1). */
   invalidUtf8: number
 }
 
