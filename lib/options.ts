@@ -361,7 +361,7 @@ const REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
 const ROUTE_RULE: Rule = {
   allowed: `true, false or an object of ${Object.keys(WEBSOCKET_RULES).join(', ')}`,
   test: (value, path, url) => typeof value === 'boolean' ||
-    checkObject(WEBSOCKET_RULES, value, `${path}.`, url, ' (heartbeatInterval and broker are plugin options only)')
+    checkObject(WEBSOCKET_RULES, value, `${path}.`, url, ' (broker, heartbeatInterval, history, maxRecovery, maxHttp2WebSockets and maxPublishPayload are plugin options only)')
 }
 
 /**
@@ -382,8 +382,8 @@ export function validatePluginOptions (options: FastifyRfc6455Options): void {
 
 /**
  * Checks the `ws` of the route declared at `url`: true, false or an object of
- * route options, checked as the plugin's are (`heartbeatInterval` and
- * `broker` are plugin options only), with `highWaterMark` at most
+ * route options, checked as the plugin's are (the server options, such as
+ * `heartbeatInterval` and `broker`, are plugin options only), with `highWaterMark` at most
  * `maxBackpressure` once merged over the plugin's options, and
  * `messages: 'json'` when the route has a `schema.message` (`messageSchema`).
  * Throws FST_WS_INVALID_OPTION or FST_WS_UNKNOWN_OPTION (FastifyWebSocketError).
@@ -441,8 +441,13 @@ function checkBackpressure (own: WebSocketOptions, merged: WebSocketOptions, pre
 /** Characters of a value an error message shows at most: an http.Server given by mistake is not printed whole. */
 const MAX_SHOWN = 200
 
-/** A value as the error message shows it: short, on one line. */
+/**
+ * A value as the error message shows it: short, on one line; an instance of
+ * a class (a broker, a server) by its class's name alone.
+ */
 function describe (value: unknown): string {
+  const prototype = typeof value === 'object' && value !== null && !Array.isArray(value) ? Object.getPrototypeOf(value) : null
+  if (prototype !== null && prototype !== Object.prototype) return `${String(prototype.constructor?.name ?? 'object')} {…}`
   const shown = inspect(value, { depth: 1, breakLength: Infinity, maxArrayLength: 10, maxStringLength: 80 })
   return shown.length <= MAX_SHOWN ? shown : `${shown.slice(0, MAX_SHOWN - 3)}...`
 }

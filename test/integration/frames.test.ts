@@ -63,7 +63,7 @@ test('frames from a raw client over TCP: failures get the right close frame, the
       name: 'RSV1 set without an extension: 1002',
       bytes: clientFrame(Opcode.Text, 'hi', { rsv1: true }),
       code: 1002,
-      reason: 'RSV bit set without a negotiated extension'
+      reason: 'RSV1 set without a negotiated extension'
     },
     {
       name: 'invalid UTF-8 in a text frame (overlong 0xC0 0xAF): 1007',
