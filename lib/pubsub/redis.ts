@@ -544,16 +544,7 @@ export class RedisBroker implements Broker {
     }
     if ((message[1] & FLAG_HISTORY) !== 0) return this.onHistoryMessage(message, channel)
     if (this.id.equals(message.subarray(2, HEADER_BYTES))) return
-    const flags = message[1]
-    const payload = message.subarray(HEADER_BYTES)
-    const isBinary = (flags & FLAG_BINARY) !== 0
-    if (!this.checks.deliverable(payload, isBinary, channel, message.length, this.context?.log)) return
-    this.context?.deliver({
-      topic: channel.toString('utf8', this.prefixBytes),
-      payload,
-      isBinary,
-      compress: (flags & FLAG_COMPRESS_SET) === 0 ? undefined : (flags & FLAG_COMPRESS) !== 0
-    })
+    this.deliverPayload(message, channel, HEADER_BYTES, undefined)
   }
 
   /**
@@ -569,17 +560,28 @@ export class RedisBroker implements Broker {
       this.checks.malformed(channel, message.length, this.context?.log)
       return
     }
+    this.deliverPayload(message, channel, end, position)
+  }
+
+  /**
+   * Delivers the payload of the envelope `message` (from byte `start`) to
+   * this instance's subscribers unless the checks drop it (EnvelopeChecks:
+   * over `maxPayload`, or text that is not UTF-8); `position`: a history
+   * topic's message's.
+   */
+  private deliverPayload (message: Buffer, channel: Buffer, start: number, position: Position | undefined): void {
     const flags = message[1]
-    const payload = message.subarray(end)
+    const payload = message.subarray(start)
     const isBinary = (flags & FLAG_BINARY) !== 0
     if (!this.checks.deliverable(payload, isBinary, channel, message.length, this.context?.log)) return
-    this.context?.deliver({
+    const delivered: BrokerMessage = {
       topic: channel.toString('utf8', this.prefixBytes),
       payload,
       isBinary,
-      compress: (flags & FLAG_COMPRESS_SET) === 0 ? undefined : (flags & FLAG_COMPRESS) !== 0,
-      position
-    })
+      compress: (flags & FLAG_COMPRESS_SET) === 0 ? undefined : (flags & FLAG_COMPRESS) !== 0
+    }
+    if (position !== undefined) delivered.position = position
+    this.context?.deliver(delivered)
   }
 
   /**
