@@ -76,9 +76,16 @@ test('HTTP/2: a host header other than :authority, or :authority with userinfo, 
   const other = await H2WebSocket.open(session, '/echo', { headers: { host: 'evil.example' } })
   t.equal(other.status, 400, 'host differs from :authority')
   t.match(await other.reason(), /differs from :authority/)
+  // Node 26's HTTP/2 layer refuses such an :authority itself (RST_STREAM PROTOCOL_ERROR) before the app sees
+  // the request; Node 20 hands it over, and the plugin answers 400. Either way no WebSocket opens.
   const userinfo = await H2WebSocket.open(session, '/echo', { headers: { ':authority': 'user:secret@127.0.0.1' } })
-  t.equal(userinfo.status, 400, ':authority with userinfo')
-  t.match(await userinfo.reason(), /userinfo/)
+    .then((ws) => ws, (error: Error) => error)
+  if (userinfo instanceof Error) {
+    t.match(userinfo.message, /RST_STREAM 1\)/, ':authority with userinfo: reset by Node with PROTOCOL_ERROR')
+  } else {
+    t.equal(userinfo.status, 400, ':authority with userinfo')
+    t.match(await userinfo.reason(), /userinfo/)
+  }
   const same = await H2WebSocket.open(session, '/echo', { headers: { host: '127.0.0.1' } })
   t.equal(same.status, 200, 'a host equal to :authority is fine')
   same.stream.close()
