@@ -89,10 +89,7 @@ export class TopicTable {
    * 0 is returned, and a failure is logged (see publishStored).
    */
   publish (topic: string, data: WebSocketData, options: SendOptions | undefined, except: WebSocket | undefined): number {
-    checkTopic(topic)
-    const payload = toPayload(data)
-    if (payload.length > this.maxPublishPayload) throw publishSizeError(payload.length, this.maxPublishPayload)
-    const message: BrokerMessage = { topic, payload, isBinary: typeof data !== 'string', compress: options?.compress }
+    const message = this.message(topic, data, options)
     if (this.histories !== null) {
       const history = this.histories.settings(topic)
       if (history !== null) {
@@ -112,13 +109,18 @@ export class TopicTable {
    * rejects with FST_WS_HISTORY_UNAVAILABLE when the broker cannot store it.
    */
   publishStored (topic: string, data: WebSocketData, options: SendOptions | undefined): Promise<Position> {
-    checkTopic(topic)
+    const message = this.message(topic, data, options)
     const history = this.histories?.settings(topic) ?? null
     if (history === null) throw noHistoryError(topic)
+    return this.histories!.publish(message, history)
+  }
+
+  /** A publish as the broker carries it; throws FST_WS_INVALID_TOPIC or FST_WS_PUBLISH_TOO_LARGE. */
+  private message (topic: string, data: WebSocketData, options: SendOptions | undefined): BrokerMessage {
+    checkTopic(topic)
     const payload = toPayload(data)
     if (payload.length > this.maxPublishPayload) throw publishSizeError(payload.length, this.maxPublishPayload)
-    const message: BrokerMessage = { topic, payload, isBinary: typeof data !== 'string', compress: options?.compress }
-    return this.histories!.publish(message, history)
+    return { topic, payload, isBinary: typeof data !== 'string', compress: options?.compress }
   }
 
   /** The broker's subscription to `topic` is back after an outage (BrokerContext.resubscribed). */
