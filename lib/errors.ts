@@ -168,7 +168,7 @@ export function bounded (text: string): string {
  */
 export function historyUnavailableError (topic: string, cause: unknown): FastifyWebSocketError {
   const error = new FastifyWebSocketError('FST_WS_HISTORY_UNAVAILABLE',
-    `the history of topic ${JSON.stringify(topic.length > 80 ? topic.slice(0, 80) + '...' : topic)} is unavailable: ${cause instanceof Error ? cause.message : String(cause)}`)
+    `the history of topic ${JSON.stringify(bounded(topic))} is unavailable: ${cause instanceof Error ? cause.message : String(cause)}`)
   error.cause = cause
   return error
 }
@@ -176,7 +176,7 @@ export function historyUnavailableError (topic: string, cause: unknown): Fastify
 /** `publishStored()` to a topic the `history` option gives no history. */
 export function noHistoryError (topic: string): FastifyWebSocketError {
   return new FastifyWebSocketError('FST_WS_NO_HISTORY',
-    `topic ${JSON.stringify(topic.length > 80 ? topic.slice(0, 80) + '...' : topic)} has no history (the plugin's history option gives it none): use publish()`)
+    `topic ${JSON.stringify(bounded(topic))} has no history (the plugin's history option gives it none): use publish()`)
 }
 
 /**
