@@ -75,6 +75,12 @@ interface Stream {
   waiting: Array<() => void> | null
   /** Sockets being resumed, with the live messages held for them meanwhile. */
   readonly pending: Map<WebSocket, Held[]>
+  /**
+   * Resumed sockets whose replay went past `last` (the history was read
+   * before this instance saw the latest messages on the broker), by the
+   * offset their replay ended at: live messages up to it are not sent to them again.
+   */
+  readonly ahead: Map<WebSocket, number>
 }
 
 /** What a subscribe that changed nothing resolves with. */
@@ -141,7 +147,7 @@ export class TopicHistories {
    * which its messages are delivered in order.
    */
   open (topic: string, settings: TopicHistory, sockets: Set<WebSocket>, subscribed: void | Promise<void>): void {
-    const stream: Stream = { topic, settings, sockets, last: null, early: [], reading: true, waiting: [], pending: new Map() }
+    const stream: Stream = { topic, settings, sockets, last: null, early: [], reading: true, waiting: [], pending: new Map(), ahead: new Map() }
     this.streams.set(topic, stream)
     after(subscribed, () => {
       if (this.streams.get(topic) !== stream) return
@@ -166,7 +172,9 @@ export class TopicHistories {
 
   /** `socket` left `topic`: a resume under way for it ends. */
   leave (socket: WebSocket, topic: string): void {
-    this.streams.get(topic)?.pending.delete(socket)
+    const stream = this.streams.get(topic)
+    stream?.pending.delete(socket)
+    stream?.ahead.delete(socket)
   }
 
   /** Delivers a message with a position to `sockets`, the subscribers of its topic here; how many took it now. */
@@ -225,6 +233,8 @@ export class TopicHistories {
     for (const message of held) {
       if (message.position.offset > offset || message.position.epoch !== epoch) socket.deliver(message.opcode, message.payload, message.compress, undefined)
     }
+    const last = stream.last
+    if (last === null || (last.epoch === epoch && last.offset < offset)) stream.ahead.set(socket, offset)
   }
 
   private started (stream: Stream, position: Position | null): void {
@@ -295,9 +305,12 @@ export class TopicHistories {
     const encoded = this.encode(stream, message)
     if (encoded === null) return 0
     const { opcode, payload } = encoded
-    if (stream.pending.size === 0) return broadcastPayload(stream.sockets, opcode, payload, message.compress)
+    if (stream.pending.size === 0 && stream.ahead.size === 0) return broadcastPayload(stream.sockets, opcode, payload, message.compress)
     for (const held of stream.pending.values()) held.push({ opcode, payload, compress: message.compress, position: message.position! })
-    return broadcastPayload(live(stream), opcode, payload, message.compress)
+    const offset = message.position!.offset
+    const sent = broadcastPayload(live(stream, offset), opcode, payload, message.compress)
+    for (const [socket, replayed] of stream.ahead) if (replayed <= offset) stream.ahead.delete(socket)
+    return sent
   }
 
   private encode (stream: Stream, message: BrokerMessage): { opcode: number, payload: Buffer } | null {
@@ -313,9 +326,11 @@ export class TopicHistories {
   }
 }
 
-/** The stream's sockets that are not being resumed. */
-function * live (stream: Stream): Generator<WebSocket> {
-  for (const socket of stream.sockets) if (!stream.pending.has(socket)) yield socket
+/** The stream's sockets that are not being resumed and whose replay did not already give them the message at `offset`. */
+function * live (stream: Stream, offset: number): Generator<WebSocket> {
+  for (const socket of stream.sockets) {
+    if (!stream.pending.has(socket) && !((stream.ahead.get(socket) ?? -1) >= offset)) yield socket
+  }
 }
 
 /** Adds a message to those waiting, by offset; a duplicate is dropped. */

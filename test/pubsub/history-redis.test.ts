@@ -138,7 +138,7 @@ test('one Redis: positions shared by the instances, resume on another instance, 
         const got = await next(client, expected.length)
         client.ws.close()
         return JSON.stringify(got) === JSON.stringify(expected)
-      }), { numRuns: 25 })
+      }), { numRuns: 150 })
     t.pass('every run saw the published sequence')
   })
 
