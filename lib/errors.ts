@@ -192,3 +192,31 @@ export function publishSizeError (bytes: number, max: number): FastifyWebSocketE
 export function topicLimitError (max: number): FastifyWebSocketError {
   return new FastifyWebSocketError('FST_WS_TOO_MANY_TOPICS', `subscribe refused: this socket is subscribed to maxTopics (${max}) topics already`)
 }
+
+/** A join (`socket.track()`) past the `presence` option's `maxMembers` members of a topic. */
+export function presenceFullError (topic: string, max: number): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_PRESENCE_FULL',
+    `topic ${JSON.stringify(bounded(topic))} already has ${max} members present (the presence option's maxMembers)`)
+}
+
+/** Presence info (`socket.track()`) that is not JSON-serialisable or is over the `presence` option's `maxInfoBytes`. */
+export function presenceInfoError (why: string): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_PRESENCE_INFO', `presence info ${why}`)
+}
+
+/** The presence store (Redis) could not be reached or refused the command. */
+export function presenceUnavailableError (topic: string, cause: unknown): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_PRESENCE_UNAVAILABLE',
+    `the presence of topic ${JSON.stringify(bounded(topic))} is unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, { cause })
+}
+
+/** A cluster request (count, disconnect, unsubscribe) that could not be sent to the other instances. */
+export function clusterUnavailableError (cause: unknown): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_CLUSTER_UNAVAILABLE',
+    `the cluster request could not be sent: ${cause instanceof Error ? cause.message : String(cause)}`, { cause })
+}
+
+/** A presence method called on an app registered without the `presence` option. */
+export function noPresenceError (): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_NO_PRESENCE', 'presence needs the plugin\'s presence option (presence: {} for the defaults)')
+}

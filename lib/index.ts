@@ -49,7 +49,12 @@ export { FastifyWebSocketError, HandshakeRefusedError } from './errors.js'
 export { InjectedWebSocket, type InjectedMessage, type InjectedWebSocketEvents, type InjectWSOptions } from './handshake/inject.js'
 export { CloseCode, Opcode } from './protocol/constants.js'
 export { ProtocolError } from './protocol/errors.js'
-export type { BrokerHistory, HistoryRead, HistorySettings } from './pubsub/broker.js'
+export type {
+  BrokerCluster, BrokerHistory, BrokerPresence, ClusterReply, ClusterRequest, HistoryRead, HistorySettings, PresenceSettings, SocketMatch
+} from './pubsub/broker.js'
+export type { WebSocketCluster } from './pubsub/cluster.js'
+export { PRESENCE_DEFAULTS, type PresenceEvent, type PresenceOptions } from './pubsub/presence.js'
+export { presenceTopic, type PresenceMember, type Tracked } from './socket/presence.js'
 export { DEFAULT_MAX_RECOVERY, GAP_CLOSE_CODE, type HistoryOption, type TopicHistory } from './pubsub/recovery.js'
 export { formatPosition, parsePosition, type Position, type Subscribed, type SubscribeOptions } from './socket/position.js'
 

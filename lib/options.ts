@@ -8,6 +8,7 @@ import type { MessageHook, WebSocket } from './socket/websocket.js'
 import type { PerMessageDeflateOptions } from './protocol/permessage-deflate.js'
 import type { Broker } from './pubsub/broker.js'
 import type { HistoryOption } from './pubsub/recovery.js'
+import type { PresenceOptions } from './pubsub/presence.js'
 
 /**
  * Chooses the subprotocol from those the client offered, in its order of
@@ -176,6 +177,14 @@ export interface FastifyRfc6455Options extends Omit<WebSocketOptions, 'messages'
    * at most 16 MiB.
    */
   maxPublishPayload?: number
+  /**
+   * Presence in topics (`socket.track()`, `socket.subscribePresence()`,
+   * `app.websocket.cluster.presence()`, docs/presence-and-control.md): its
+   * ttl, bounds and event encoder (PresenceOptions); `{}` for the defaults.
+   * Needs a broker with presence and history (LocalBroker and RedisBroker
+   * have them). Default: off (the presence methods throw FST_WS_NO_PRESENCE).
+   */
+  presence?: PresenceOptions
 }
 
 /** Options resolved for one route: every limit set. */
@@ -340,6 +349,13 @@ const WEBSOCKET_RULES: Record<keyof WebSocketOptions, Rule> = {
   messages: { allowed: "'buffer' or 'json'", test: (value) => value === 'buffer' || value === 'json' }
 }
 
+const PRESENCE_RULES: Record<keyof PresenceOptions, Rule> = {
+  ttl: integer(3, MAX_DELAY, ' (milliseconds)'),
+  maxMembers: integer(1, 2 ** 31 - 1, ' (members per topic)'),
+  maxInfoBytes: integer(2, 2 ** 20, ' (bytes)'),
+  encode: { allowed: 'a function (event) => string | Buffer', test: (value) => typeof value === 'function' }
+}
+
 const PLUGIN_RULES: Record<keyof FastifyRfc6455Options, Rule> = {
   ...SHARED_RULES,
   heartbeatInterval: MILLISECONDS,
@@ -347,6 +363,10 @@ const PLUGIN_RULES: Record<keyof FastifyRfc6455Options, Rule> = {
   maxRecovery: integer(1, 2 ** 31 - 1, ' (messages)'),
   maxHttp2WebSockets: integer(1, MAX_DELAY, ' (WebSockets per HTTP/2 connection)'),
   maxPublishPayload: BYTES,
+  presence: {
+    allowed: `an object of ${Object.keys(PRESENCE_RULES).join(', ')}`,
+    test: (value, path, url) => checkObject(PRESENCE_RULES, value, `${path}.`, url, '')
+  },
   broker: {
     allowed: `an object with the methods ${BROKER_METHODS.join(', ')} (the Broker interface)`,
     test: (value) => typeof value === 'object' && value !== null &&
@@ -361,7 +381,7 @@ const REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
 const ROUTE_RULE: Rule = {
   allowed: `true, false or an object of ${Object.keys(WEBSOCKET_RULES).join(', ')}`,
   test: (value, path, url) => typeof value === 'boolean' ||
-    checkObject(WEBSOCKET_RULES, value, `${path}.`, url, ' (broker, heartbeatInterval, history, maxRecovery, maxHttp2WebSockets and maxPublishPayload are plugin options only)')
+    checkObject(WEBSOCKET_RULES, value, `${path}.`, url, ' (broker, heartbeatInterval, history, maxRecovery, maxHttp2WebSockets, maxPublishPayload and presence are plugin options only)')
 }
 
 /**

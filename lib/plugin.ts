@@ -11,7 +11,10 @@ import type { WebSocket } from './socket/websocket.js'
 import { type Broker, LocalBroker } from './pubsub/broker.js'
 import { brokerStartedError, invalidOptionError, serverOptionError } from './errors.js'
 import { TopicTable } from './pubsub/topics.js'
-import { DEFAULT_MAX_RECOVERY, TopicHistories } from './pubsub/recovery.js'
+import { DEFAULT_MAX_RECOVERY, type HistoryOption, TopicHistories } from './pubsub/recovery.js'
+import { PresenceTable } from './pubsub/presence.js'
+import { ClusterControl, type WebSocketCluster } from './pubsub/cluster.js'
+import { presenceOf } from './socket/presence.js'
 import type { Position } from './socket/position.js'
 import { SocketRegistry, type WebSocketAppStats } from './registry.js'
 
@@ -35,7 +38,7 @@ interface ServerState {
 }
 
 /** Options that serve every route of a server: the first registration's hold, a later one may only repeat them. */
-const SERVER_OPTIONS = ['broker', 'heartbeatInterval', 'history', 'maxRecovery', 'maxHttp2WebSockets', 'maxPublishPayload'] as const
+const SERVER_OPTIONS = ['broker', 'heartbeatInterval', 'history', 'maxRecovery', 'maxHttp2WebSockets', 'maxPublishPayload', 'presence'] as const
 
 type ServerOptions = Pick<FastifyRfc6455Options, typeof SERVER_OPTIONS[number]>
 
@@ -85,6 +88,9 @@ async function startServer (fastify: FastifyInstance, options: FastifyRfc6455Opt
   if (options.history !== undefined && broker.history === undefined) {
     throw invalidOptionError('history', 'given', 'used with a broker that keeps history (Broker.history, as LocalBroker and RedisBroker have)', undefined)
   }
+  if (options.presence !== undefined && (broker.presence === undefined || broker.history === undefined)) {
+    throw invalidOptionError('presence', 'given', 'used with a broker that keeps presence and history (Broker.presence and Broker.history, as LocalBroker and RedisBroker have)', undefined)
+  }
   startedBrokers.add(broker)
   const bodyLimit = (fastify.initialConfig as { bodyLimit?: number }).bodyLimit ?? DEFAULT_BODY_LIMIT
   const serverOptions: ServerOptions = {
@@ -93,15 +99,24 @@ async function startServer (fastify: FastifyInstance, options: FastifyRfc6455Opt
     history: options.history,
     maxRecovery: options.maxRecovery ?? DEFAULT_MAX_RECOVERY,
     maxHttp2WebSockets: options.maxHttp2WebSockets ?? DEFAULTS.maxHttp2WebSockets,
-    maxPublishPayload: options.maxPublishPayload ?? Math.min(options.maxPayload ?? bodyLimit, DEFAULTS.maxPublishPayload)
+    maxPublishPayload: options.maxPublishPayload ?? Math.min(options.maxPayload ?? bodyLimit, DEFAULTS.maxPublishPayload),
+    presence: options.presence
   }
-  const histories = options.history === undefined
+  let presence: PresenceTable | null = null
+  const histories = options.history === undefined && options.presence === undefined
     ? null
-    : new TopicHistories(options.history, broker.history!, serverOptions.maxRecovery!, fastify.log)
+    : new TopicHistories(historyOption(options.history, () => presence), broker.history!, serverOptions.maxRecovery!, fastify.log)
   const topics = new TopicTable(broker, serverOptions.maxPublishPayload!, histories)
-  const registry = new SocketRegistry(topics, (fastify.initialConfig as { disableRequestLogging?: unknown }).disableRequestLogging !== true)
+  if (options.presence !== undefined) presence = new PresenceTable(options.presence, broker.presence!, fastify.log, (topic) => topics.subscriberCount(topic))
+  const registry = new SocketRegistry(topics, presence, (fastify.initialConfig as { disableRequestLogging?: unknown }).disableRequestLogging !== true)
   const sockets = registry.sockets
-  await broker.start({ deliver: (message) => topics.deliver(message), resubscribed: (topic) => topics.resubscribed(topic), log: fastify.log })
+  const cluster = new ClusterControl(broker.cluster, topics, presence, sockets)
+  await broker.start({
+    deliver: (message) => topics.deliver(message),
+    resubscribed: (topic) => topics.resubscribed(topic),
+    control: (request) => cluster.run(request),
+    log: fastify.log
+  })
   const config = fastify.initialConfig as { routerOptions?: object }
   const matcher = new RouteMatcher(config.routerOptions)
   const heartbeatInterval = serverOptions.heartbeatInterval!
@@ -113,6 +128,7 @@ async function startServer (fastify: FastifyInstance, options: FastifyRfc6455Opt
       publish: (topic, data, sendOptions) => topics.publish(topic, data, sendOptions, undefined),
       publishStored: (topic, data, sendOptions) => topics.publishStored(topic, data, sendOptions),
       subscriberCount: (topic) => topics.subscriberCount(topic),
+      cluster,
       stats: () => registry.stats()
     },
     injectWS: createInjector(fastify, matcher)
@@ -147,9 +163,22 @@ async function startServer (fastify: FastifyInstance, options: FastifyRfc6455Opt
   // onClose runs after every preClose hook: the sockets have left their topics.
   fastify.addHook('onClose', async () => {
     servers.delete(fastify.server)
+    await presence?.close()
     await broker.close()
   })
   return state
+}
+
+/**
+ * The history option the topic table uses: the app's `history`, and the
+ * events topics of presence (presenceTopic()) with the presence table's.
+ */
+function historyOption (history: HistoryOption | undefined, presence: () => PresenceTable | null): HistoryOption {
+  return (topic) => {
+    const of = presenceOf(topic)
+    if (of === null) return history?.(topic) ?? null
+    return presence()?.events(of) ?? null
+  }
 }
 
 /** `app.websocket`: publishing to the topics of every socket of the app. */
@@ -175,8 +204,15 @@ export interface WebSocketTopics {
    * returns 0 and logs a failure.
    */
   publishStored (topic: string, data: WebSocketData, options?: SendOptions): Promise<Position>
-  /** How many sockets of this instance are subscribed to `topic`. */
+  /** How many sockets of this instance are subscribed to `topic` (`cluster.subscriberCount()`: on every instance). */
   subscriberCount (topic: string): number
+  /**
+   * Requests every instance of the app runs (docs/presence-and-control.md):
+   * subscriber counts, disconnecting or unsubscribing the sockets that match,
+   * and the members present in a topic. Through the broker: with the
+   * LocalBroker, this instance alone.
+   */
+  cluster: WebSocketCluster
 }
 
 /** `app.websocket`: the topics of the app's sockets, and their gauges and counters. */

@@ -1,8 +1,11 @@
 import { publishClose, publishError } from './diagnostics.js'
 import type { ProtocolError } from './protocol/errors.js'
+import { noPresenceError } from './errors.js'
+import type { PresenceTable } from './pubsub/presence.js'
 import type { TopicTable } from './pubsub/topics.js'
 import type { SendOptions, WebSocketData } from './socket/payload.js'
 import type { Subscribed, SubscribeOptions } from './socket/position.js'
+import type { PresenceMember, Tracked } from './socket/presence.js'
 import type { SocketOwner, WebSocket, WebSocketStats } from './socket/websocket.js'
 
 /**
@@ -29,14 +32,17 @@ export interface WebSocketAppStats extends WebSocketStats {
 export class SocketRegistry implements SocketOwner {
   readonly sockets = new Set<WebSocket>()
   readonly topics: TopicTable
+  /** Presence (the `presence` option); null without it. */
+  private readonly presence: PresenceTable | null
   private readonly perRoute = new Map<string, number>()
   private readonly closedTotals: WebSocketStats = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
 
   /** Whether to log each connection's end (not when the app sets Fastify's `disableRequestLogging: true`). */
   private readonly logClose: boolean
 
-  constructor (topics: TopicTable, logClose: boolean) {
+  constructor (topics: TopicTable, presence: PresenceTable | null, logClose: boolean) {
     this.topics = topics
+    this.presence = presence
     this.logClose = logClose
   }
 
@@ -51,6 +57,7 @@ export class SocketRegistry implements SocketOwner {
       if (left === 0) this.perRoute.delete(socket.route)
       else this.perRoute.set(socket.route, left)
       addStats(this.closedTotals, socket.stats)
+      this.presence?.closed(socket)
     }
     // What Fastify's "request completed" line is to a request, at its level: a WebSocket's hooks stop at preHandler.
     if (this.logClose) socket.log.info({ code, reason, initiator, duration: Date.now() - socket.openedAt }, 'WebSocket closed')
@@ -75,6 +82,24 @@ export class SocketRegistry implements SocketOwner {
 
   publish (topic: string, data: WebSocketData, options: SendOptions | undefined, from: WebSocket | undefined): number {
     return this.topics.publish(topic, data, options, from)
+  }
+
+  track (socket: WebSocket, topic: string, id: string, info: unknown): Promise<Tracked> {
+    return this.withPresence().track(socket, topic, id, info)
+  }
+
+  untrack (socket: WebSocket, topic: string): boolean {
+    return this.withPresence().untrack(socket, topic)
+  }
+
+  subscribePresence (socket: WebSocket, topic: string): Promise<PresenceMember[]> {
+    return this.withPresence().subscribe(socket, topic)
+  }
+
+  /** The presence table; throws FST_WS_NO_PRESENCE without the `presence` option. */
+  private withPresence (): PresenceTable {
+    if (this.presence === null) throw noPresenceError()
+    return this.presence
   }
 
   /** The app's gauges and counters now; walks the open sockets once. */

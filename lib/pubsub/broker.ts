@@ -1,6 +1,9 @@
+import { Buffer } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
+import { presenceFullError } from '../errors.js'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Position } from '../socket/position.js'
+import { type PresenceMember, presenceTopic } from '../socket/presence.js'
 
 /** One published message as it travels between instances. */
 export interface BrokerMessage {
@@ -40,6 +43,95 @@ export interface BrokerContext {
   resubscribed (topic: string): void
   /** The app's logger, for outages and reconnections (log them once, not per message). */
   log: FastifyBaseLogger
+  /**
+   * Runs a cluster request (BrokerCluster.request) on this instance's
+   * sockets: how many sockets it counted or acted on. Never throws.
+   */
+  control (request: ClusterRequest): number
+}
+
+/**
+ * Which sockets a cluster request acts on: every field given must match;
+ * none given, every socket of the app.
+ */
+export interface SocketMatch {
+  /** Sockets present in a topic under this presence id (`socket.track()`); with `topic`, in that topic only. */
+  member?: string
+  /** Sockets subscribed to this topic (with `member`: present in it). */
+  topic?: string
+}
+
+/**
+ * A request every instance runs on its own sockets (BrokerContext.control):
+ * - `count`: the subscribers of `topic`;
+ * - `disconnect`: closes the matching sockets with `code` and `reason`;
+ * - `unsubscribe`: unsubscribes the matching sockets from `topic`.
+ */
+export type ClusterRequest =
+  | { action: 'count', topic: string }
+  | { action: 'disconnect', match: SocketMatch, code: number, reason: string }
+  | { action: 'unsubscribe', match: SocketMatch, topic: string }
+
+/** What a cluster request resolves with. */
+export interface ClusterReply {
+  /** Instances that ran it and answered (this one included). */
+  instances: number
+  /** Sockets counted (`count`) or acted on, over those instances. */
+  sockets: number
+}
+
+/** The cluster side of a broker (`Broker.cluster`): requests that every instance runs. */
+export interface BrokerCluster {
+  /**
+   * Runs `request` on every instance (this one included, through
+   * `context.control`) and resolves with the sum of their answers, once
+   * every instance that received it answered or a timeout passed (the
+   * broker's). Rejects (FST_WS_CLUSTER_UNAVAILABLE) when it could not be sent.
+   */
+  request (request: ClusterRequest): Promise<ClusterReply>
+}
+
+/** What a presence store needs of the plugin's `presence` option and the topic's events. */
+export interface PresenceSettings {
+  /** Milliseconds an instance's entry lives without a refresh: an instance that died has its members leave after it. */
+  ttl: number
+  /** Members a topic holds at most: a join past it is refused. */
+  maxMembers: number
+  /** The history of the topic's join and leave events (the events topic, see presenceTopic()). */
+  events: HistorySettings
+}
+
+/**
+ * The presence side of a broker (`Broker.presence`): who is present in a
+ * topic, on every instance. A member is an id: present while at least one
+ * instance holds it (join when the first does, leave when the last lets
+ * go or stops refreshing). Each join and leave is a message of the topic's
+ * events topic (`presenceTopic(topic)`, a history topic): the JSON text
+ * `{"type":"join"|"leave","id":...,"info":...}`.
+ */
+export interface BrokerPresence {
+  /**
+   * This instance holds `id` in `topic`, with `info` (JSON text). Resolves
+   * true when the member joined (no instance held it), false when it was
+   * already present (its info is replaced). Rejects with FST_WS_PRESENCE_FULL
+   * past `settings.maxMembers`, FST_WS_PRESENCE_UNAVAILABLE when the store
+   * cannot be reached.
+   */
+  join (topic: string, id: string, info: string, settings: PresenceSettings): Promise<boolean>
+  /** This instance no longer holds `id` in `topic`: resolves true when the member left. Rejects as join() does. */
+  leave (topic: string, id: string, settings: PresenceSettings): Promise<boolean>
+  /**
+   * The members of `topic` now, and the position of its events topic at
+   * that moment (the events after it are the changes since). Members whose
+   * instances stopped refreshing leave first. Rejects as join() does.
+   */
+  members (topic: string, settings: PresenceSettings): Promise<{ members: PresenceMember[], position: Position }>
+  /**
+   * This instance still holds `ids` in `topic` (a heartbeat, every
+   * `settings.ttl / 3` ms): their entries live another `ttl`. Entries of
+   * any instance past their time leave (with their leave events). Rejects as join() does.
+   */
+  refresh (topic: string, ids: string[], settings: PresenceSettings): Promise<void>
 }
 
 /** How much of a topic's history a broker keeps: the `size` and `ttl` of the app's TopicHistory. */
@@ -126,6 +218,15 @@ export interface Broker {
   close (): void | Promise<void>
   /** Topic histories: positions, replays (see BrokerHistory). Absent: the broker keeps none. */
   readonly history?: BrokerHistory
+  /** Requests to every instance (see BrokerCluster). Absent: the plugin runs them on this instance only. */
+  readonly cluster?: BrokerCluster
+  /** Presence across instances (see BrokerPresence); needs `history`. Absent: the plugin's `presence` option cannot be used. */
+  readonly presence?: BrokerPresence
+}
+
+/** The JSON text of a presence event, as BrokerPresence describes it; `info` is JSON text already. */
+export function presenceEvent (type: 'join' | 'leave', id: string, info: string): string {
+  return `{"type":"${type}","id":${JSON.stringify(id)},"info":${info}}`
 }
 
 /** A new random epoch: 8 characters of base64url (48 bits). */
@@ -167,11 +268,29 @@ export class LocalBroker implements Broker {
   /** Topics with a subscriber: their history outlives their messages, so that their offsets go on. */
   private readonly subscribed = new Set<string>()
   private sweeper: NodeJS.Timeout | undefined
+  /** Per topic, its members' info (JSON text) by id. */
+  private readonly present = new Map<string, Map<string, string>>()
 
   /** In-memory topic histories (see the class's description). */
   readonly history: BrokerHistory = {
     publish: (message, settings) => this.append(message, settings),
     read: (topic, since, limit) => this.read(topic, since, limit)
+  }
+
+  /** Requests run on this instance, the only one. */
+  readonly cluster: BrokerCluster = {
+    request: async (request) => ({ instances: 1, sockets: this.context?.control(request) ?? 0 })
+  }
+
+  /** Presence in memory: the members of this instance, which is every instance. */
+  readonly presence: BrokerPresence = {
+    join: async (topic, id, info, settings) => this.join(topic, id, info, settings),
+    leave: async (topic, id, settings) => this.leave(topic, id, settings),
+    members: async (topic) => ({
+      members: [...this.present.get(topic) ?? []].map(([id, info]) => ({ id, info: JSON.parse(info) as unknown })),
+      position: this.read(presenceTopic(topic), undefined, 0).position
+    }),
+    refresh: async () => {}
   }
 
   start (context: BrokerContext): void {
@@ -192,6 +311,35 @@ export class LocalBroker implements Broker {
     clearInterval(this.sweeper)
     this.topics.clear()
     this.subscribed.clear()
+    this.present.clear()
+  }
+
+  private join (topic: string, id: string, info: string, settings: PresenceSettings): boolean {
+    let members = this.present.get(topic)
+    if (members === undefined) {
+      members = new Map()
+      this.present.set(topic, members)
+    }
+    const joined = !members.has(id)
+    if (joined && members.size >= settings.maxMembers) throw presenceFullError(topic, settings.maxMembers)
+    members.set(id, info)
+    if (joined) this.announce(topic, presenceEvent('join', id, info), settings)
+    return joined
+  }
+
+  private leave (topic: string, id: string, settings: PresenceSettings): boolean {
+    const members = this.present.get(topic)
+    const info = members?.get(id)
+    if (members === undefined || info === undefined) return false
+    members.delete(id)
+    if (members.size === 0) this.present.delete(topic)
+    this.announce(topic, presenceEvent('leave', id, info), settings)
+    return true
+  }
+
+  /** Appends a presence event to the topic's events topic, which delivers it. */
+  private announce (topic: string, event: string, settings: PresenceSettings): void {
+    this.append({ topic: presenceTopic(topic), payload: Buffer.from(event), isBinary: false, compress: undefined }, settings.events)
   }
 
   private append (message: BrokerMessage, settings: HistorySettings): Position {

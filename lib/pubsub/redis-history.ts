@@ -19,35 +19,47 @@ export interface Script {
   readonly sha: string
 }
 
-function script (source: string): Script {
+export function script (source: string): Script {
   return { source, sha: createHash('sha1').update(source).digest('hex') }
 }
 
 /**
- * Publishes one message of a history topic, atomically: takes the topic's
- * epoch (a new one, ARGV[6], when its meta is gone: its old stream is
- * dropped), the next offset, appends the message to the stream (MAXLEN ~
- * size), sets both keys' TTLs, and publishes on the channel (KEYS[3]) the
- * envelope header, the position's length and string form, and the payload.
+ * Lua: `append(stream, meta, channel, header, payload, size, ttl, metaTtl,
+ * newEpoch, publish)` appends one message to a history topic: takes the
+ * topic's epoch (`newEpoch` when its meta is gone: its old stream is
+ * dropped), the next offset, adds the message to the stream (MAXLEN ~
+ * size), sets both keys' TTLs (ms), and publishes (`publish`: SPUBLISH or
+ * PUBLISH) on `channel` the envelope header, the position's length and
+ * string form, and the payload. Returns the offset and the epoch. Shared by
+ * PUBLISH_SCRIPT and the presence scripts (redis-presence.ts).
+ */
+export const APPEND_FUNCTION = `
+local function append(stream, meta, channel, header, payload, size, ttl, metaTtl, newEpoch, publish)
+  local epoch = redis.call('hget', meta, 'e')
+  if not epoch then
+    epoch = newEpoch
+    redis.call('del', stream)
+    redis.call('hset', meta, 'e', epoch)
+  end
+  local offset = redis.call('hincrby', meta, 'o', 1)
+  redis.call('pexpire', meta, metaTtl)
+  local id = string.format('%d', offset)
+  redis.call('xadd', stream, 'MAXLEN', '~', size, id .. '-0', 'f', string.sub(header, 2, 2), 'd', payload)
+  redis.call('pexpire', stream, ttl)
+  local position = id .. '.' .. epoch
+  redis.call(publish, channel, header .. string.char(#position) .. position .. payload)
+  return {offset, epoch}
+end
+`
+
+/**
+ * Publishes one message of a history topic, atomically (APPEND_FUNCTION).
  * KEYS: stream, meta, channel. ARGV: header, payload, size, ttl (ms),
  * meta ttl (ms), new epoch, publish command (SPUBLISH or PUBLISH).
  * Returns { offset, epoch }.
  */
-export const PUBLISH_SCRIPT = script(`
-local epoch = redis.call('hget', KEYS[2], 'e')
-if not epoch then
-  epoch = ARGV[6]
-  redis.call('del', KEYS[1])
-  redis.call('hset', KEYS[2], 'e', epoch)
-end
-local offset = redis.call('hincrby', KEYS[2], 'o', 1)
-redis.call('pexpire', KEYS[2], ARGV[5])
-local id = string.format('%d', offset)
-redis.call('xadd', KEYS[1], 'MAXLEN', '~', ARGV[3], id .. '-0', 'f', string.sub(ARGV[1], 2, 2), 'd', ARGV[2])
-redis.call('pexpire', KEYS[1], ARGV[4])
-local position = id .. '.' .. epoch
-redis.call(ARGV[7], KEYS[3], ARGV[1] .. string.char(#position) .. position .. ARGV[2])
-return {offset, epoch}
+export const PUBLISH_SCRIPT = script(`${APPEND_FUNCTION}
+return append(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 `)
 
 /**

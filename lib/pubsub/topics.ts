@@ -72,6 +72,11 @@ export class TopicTable {
     return this.histories.resume(socket, topic, options.since)
   }
 
+  /** The sockets of this instance subscribed to `topic`, as a copy (safe to unsubscribe while iterating). */
+  subscribersOf (topic: string): WebSocket[] {
+    return [...this.subscribers.get(topic) ?? []]
+  }
+
   /** How many sockets of this instance are subscribed to `topic`. */
   subscriberCount (topic: string): number {
     return this.subscribers.get(topic)?.size ?? 0

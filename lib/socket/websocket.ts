@@ -14,6 +14,7 @@ import type { PreparedMessage } from '../protocol/permessage-deflate.js'
 import { ReadyState } from '../protocol/session.js'
 import { toPayload, type SendOptions, type WebSocketData } from './payload.js'
 import type { Subscribed, SubscribeOptions } from './position.js'
+import { type PresenceMember, presenceTopic, type Tracked } from './presence.js'
 
 /**
  * Events of a WebSocket, with their arguments. `Message`: what `message`
@@ -93,6 +94,12 @@ export interface SocketOwner {
   resume (socket: WebSocket, topic: string, subscribed: boolean, options: SubscribeOptions): Promise<Subscribed>
   /** Publishes to `topic` on every instance, `from` excluded; how many sockets of this instance took it. */
   publish (topic: string, data: WebSocketData, options: SendOptions | undefined, from: WebSocket | undefined): number
+  /** `socket` holds member `id` in `topic` (presence). */
+  track (socket: WebSocket, topic: string, id: string, info: unknown): Promise<Tracked>
+  /** `socket` no longer holds a member in `topic`; false when it held none. */
+  untrack (socket: WebSocket, topic: string): boolean
+  /** `socket` subscribes to `topic`'s join and leave events: the members now. */
+  subscribePresence (socket: WebSocket, topic: string): Promise<PresenceMember[]>
 }
 
 /**
@@ -287,6 +294,51 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
     if (this.subscriptions === null || !this.subscriptions.delete(topic)) return false
     if (this.subscriptions.size === 0) this.subscriptions = null
     return this.owner.unsubscribe(this.held, topic)
+  }
+
+  /**
+   * Makes this socket present in `topic` as member `id` (1 to 256 bytes of
+   * UTF-8) with `info` (any JSON value, at most the `presence` option's
+   * `maxInfoBytes` as JSON), on every instance, until it closes or
+   * `untrack(topic)`; docs/presence-and-control.md. Sockets with one id are
+   * one member: it joins with the first (on any instance) and leaves with
+   * the last; a later socket's info replaces the member's. A socket holds one
+   * member per topic (another id replaces it). Needs no subscription.
+   * Resolves with whether the member joined; `{ joined: false }` on a socket
+   * that is no longer OPEN. Throws FST_WS_NO_PRESENCE without the `presence`
+   * option, FST_WS_PRESENCE_ID or FST_WS_PRESENCE_INFO for a bad id or info;
+   * rejects with FST_WS_PRESENCE_FULL past `maxMembers`,
+   * FST_WS_PRESENCE_UNAVAILABLE when the store (Redis) cannot be reached:
+   * the socket is then not present.
+   */
+  track (topic: string, id: string, info?: unknown): Promise<Tracked> {
+    if (this.connection.session.readyState !== ReadyState.OPEN) return Promise.resolve({ joined: false })
+    return this.owner.track(this.held, topic, id, info)
+  }
+
+  /** This socket is no longer present in `topic` (see track()); false when it was not. */
+  untrack (topic: string): boolean {
+    return this.owner.untrack(this.held, topic)
+  }
+
+  /**
+   * Subscribes this socket to the join and leave events of `topic`, on every
+   * instance (docs/presence-and-control.md): resolves with the members
+   * present now; then each change after them comes, once and in order, as
+   * the `presence` option's `encode(event)` makes it (by default the JSON of
+   * `{ type: 'join' | 'leave', topic, id, info }`), queued right after the
+   * promise's reactions (what the app sends synchronously after `await`
+   * goes first). `unsubscribePresence(topic)` stops them; so does closing.
+   * Throws FST_WS_NO_PRESENCE without the `presence` option; rejects with
+   * FST_WS_PRESENCE_UNAVAILABLE when the store cannot be read.
+   */
+  subscribePresence (topic: string): Promise<PresenceMember[]> {
+    return this.owner.subscribePresence(this.held, topic)
+  }
+
+  /** Stops the join and leave events of `topic` (see subscribePresence()); false when they were not subscribed. */
+  unsubscribePresence (topic: string): boolean {
+    return this.unsubscribe(presenceTopic(topic))
   }
 
   /** Whether this socket is subscribed to `topic`. */

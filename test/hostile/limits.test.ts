@@ -61,6 +61,7 @@ test('RedisBroker maxPendingPublishes 1: of three synchronous publishes only the
   const context = (into: string[] | null): BrokerContext => ({
     deliver: (message: BrokerMessage) => { into?.push(message.payload.toString()) },
     resubscribed: () => {},
+    control: () => 0,
     log: { error () {}, warn () {}, info () {} } as unknown as BrokerContext['log']
   })
   const publisher = new RedisBroker({ url: redis.url, maxPendingPublishes: 1 })

@@ -169,6 +169,7 @@ class LossyBroker extends LocalBroker {
     super.start({
       log: context.log,
       resubscribed: (topic) => context.resubscribed(topic),
+      control: (request) => context.control(request),
       deliver: (message) => {
         if (message.position !== undefined && this.lose.delete(message.position.offset)) return
         context.deliver(message)
@@ -194,6 +195,7 @@ class LaggingBroker extends LocalBroker {
     super.start({
       log: context.log,
       resubscribed: (topic) => context.resubscribed(topic),
+      control: (request) => context.control(request),
       deliver: (message) => this.held === null ? context.deliver(message) : this.held.push(() => context.deliver(message))
     })
   }

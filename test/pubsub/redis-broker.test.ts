@@ -17,7 +17,7 @@ async function broker (t: Teardown, options: RedisBrokerOptions) {
   const delivered: BrokerMessage[] = []
   const logs: LogLine[] = []
   const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => { logs.push(JSON.parse(line)) } } } })
-  const context: BrokerContext = { deliver: (message) => { delivered.push(message) }, resubscribed: () => {}, log: app.log }
+  const context: BrokerContext = { deliver: (message) => { delivered.push(message) }, resubscribed: () => {}, control: () => 0, log: app.log }
   const instance = new RedisBroker(options)
   await instance.start(context)
   t.teardown(() => instance.close())
@@ -151,14 +151,14 @@ test('your own client: used, left open by close(); one not connected fails start
 
   const idle = createClient({ url: redis.url })
   const failing = new RedisBroker({ client: idle })
-  await t.rejects(failing.start({ deliver: () => {}, resubscribed: () => {}, log: Fastify().log }), { code: 'FST_WS_REDIS_CONNECT' })
+  await t.rejects(failing.start({ deliver: () => {}, resubscribed: () => {}, control: () => 0, log: Fastify().log }), { code: 'FST_WS_REDIS_CONNECT' })
 })
 
 test('start() fails when Redis is unreachable; close() with Redis down returns', { skip: skipWithoutRedis }, async (t) => {
   const redis = await startRedis(t)
   await redis.kill()
   const unreachable = new RedisBroker({ url: redis.url, connectTimeout: 300 })
-  await t.rejects(unreachable.start({ deliver: () => {}, resubscribed: () => {}, log: Fastify({ logger: false }).log }), { code: 'FST_WS_REDIS_CONNECT' })
+  await t.rejects(unreachable.start({ deliver: () => {}, resubscribed: () => {}, control: () => 0, log: Fastify({ logger: false }).log }), { code: 'FST_WS_REDIS_CONNECT' })
 
   await redis.restart()
   const a = await broker(t, { url: redis.url, closeTimeout: 200 })
