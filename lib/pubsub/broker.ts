@@ -127,11 +127,13 @@ export interface BrokerPresence {
    */
   members (topic: string, settings: PresenceSettings): Promise<{ members: PresenceMember[], position: Position }>
   /**
-   * This instance still holds `ids` in `topic` (a heartbeat, every
-   * `settings.ttl / 3` ms): their entries live another `ttl`. Entries of
-   * any instance past their time leave (with their leave events). Rejects as join() does.
+   * This instance still holds `members` (id, info as JSON text) in `topic`
+   * (a heartbeat, every `settings.ttl / 3` ms): their entries live another
+   * `ttl`, and one the store lost (an outage longer than `ttl`) joins again.
+   * Entries of any instance past their time leave (with their leave
+   * events). Rejects as join() does.
    */
-  refresh (topic: string, ids: string[], settings: PresenceSettings): Promise<void>
+  refresh (topic: string, members: Array<{ id: string, info: string }>, settings: PresenceSettings): Promise<void>
 }
 
 /** How much of a topic's history a broker keeps: the `size` and `ttl` of the app's TopicHistory. */

@@ -56,9 +56,16 @@ export const MAX_MEMBER_ID_BYTES = 256
 /** Events a topic's events topic keeps, and for how long: enough for a subscriber to catch up with its snapshot. */
 const EVENTS_HISTORY = { size: 1000, ttl: 60_000 }
 
+/** What the store needs of the `presence` option (`ttl`, `maxMembers`), with the defaults. */
+export function presenceSettings (options: Pick<PresenceOptions, 'ttl' | 'maxMembers'>): PresenceSettings {
+  return { ttl: options.ttl ?? PRESENCE_DEFAULTS.ttl, maxMembers: options.maxMembers ?? PRESENCE_DEFAULTS.maxMembers, events: EVENTS_HISTORY }
+}
+
 /** A member present through sockets of this instance. */
 interface Member {
   readonly sockets: Set<WebSocket>
+  /** Its info as JSON text: the first socket's. */
+  info: string
   /** The last store operation of the member (join or leave): the next one waits for it. */
   op: Promise<unknown>
 }
@@ -89,8 +96,8 @@ export class PresenceTable {
     this.store = store
     this.log = log
     this.maxInfoBytes = options.maxInfoBytes ?? PRESENCE_DEFAULTS.maxInfoBytes
-    const ttl = options.ttl ?? PRESENCE_DEFAULTS.ttl
-    this.settings = { ttl, maxMembers: options.maxMembers ?? PRESENCE_DEFAULTS.maxMembers, events: EVENTS_HISTORY }
+    this.settings = presenceSettings(options)
+    const ttl = this.settings.ttl
     this.encode = options.encode ?? ((event: PresenceEvent) => JSON.stringify(event))
     this.heartbeat = setInterval(() => this.beat(subscribers), Math.max(1, Math.floor(ttl / 3))).unref()
   }
@@ -125,7 +132,7 @@ export class PresenceTable {
     }
     let member = members.get(id)
     if (member === undefined) {
-      member = { sockets: new Set(), op: Promise.resolve() }
+      member = { sockets: new Set(), info: json, op: Promise.resolve() }
       members.set(id, member)
     }
     member.sockets.add(socket)
@@ -136,7 +143,10 @@ export class PresenceTable {
     }
     topics.set(topic, id)
     const first = member.sockets.size === 1
-    if (first) member.op = member.op.catch(() => {}).then(() => this.store.join(topic, id, json, this.settings))
+    if (first) {
+      member.info = json
+      member.op = member.op.catch(() => {}).then(() => this.store.join(topic, id, json, this.settings))
+    }
     try {
       // A second socket of the member waits for the join under way.
       const joined = await member.op
@@ -247,8 +257,8 @@ export class PresenceTable {
     const topics = new Set([...this.tracked.keys(), ...this.watched])
     for (const topic of topics) {
       const members = this.tracked.get(topic)
-      const ids = members === undefined ? [] : [...members].filter(([, member]) => member.sockets.size > 0).map(([id]) => id)
-      this.store.refresh(topic, ids, this.settings).then(() => { this.failing = false }, (err: unknown) => {
+      const held = members === undefined ? [] : [...members].filter(([, member]) => member.sockets.size > 0).map(([id, member]) => ({ id, info: member.info }))
+      this.store.refresh(topic, held, this.settings).then(() => { this.failing = false }, (err: unknown) => {
         if (this.failing) return
         this.failing = true
         this.log.error({ err, topic }, `presence: the heartbeat failed; this instance's members leave after ${this.settings.ttl} ms unless it is back (further failures are not logged until one succeeds)`)

@@ -11,10 +11,18 @@ import {
   createClient, createCluster, RESP_TYPES,
   type RedisClientOptions, type RedisClusterOptions
 } from 'redis'
-import { FastifyWebSocketError, historyUnavailableError, invalidOptionError, unknownOptionError } from '../errors.js'
+import {
+  clusterUnavailableError, FastifyWebSocketError, historyUnavailableError, invalidOptionError, presenceFullError, presenceUnavailableError, unknownOptionError
+} from '../errors.js'
 import { parsePosition, type Position } from '../socket/position.js'
-import { newEpoch, type Broker, type BrokerContext, type BrokerHistory, type BrokerMessage, type HistoryRead, type HistorySettings } from './broker.js'
+import { presenceTopic } from '../socket/presence.js'
+import {
+  newEpoch, type Broker, type BrokerCluster, type BrokerContext, type BrokerHistory, type BrokerMessage, type BrokerPresence,
+  type ClusterReply, type ClusterRequest, type HistoryRead, type HistorySettings, type PresenceSettings
+} from './broker.js'
+import { checkMatch, disconnectRequest } from './cluster.js'
 import { FLAG_HISTORY, historyKeys, PUBLISH_SCRIPT, publishedPosition, READ_SCRIPT, readAnswer, type Script } from './redis-history.js'
+import { JOIN_SCRIPT, LEAVE_SCRIPT, MEMBERS_SCRIPT, membersAnswer, presenceKeys, REFRESH_SCRIPT } from './redis-presence.js'
 
 /** node-redis's per-command options the broker gives: replies of bulk strings as Buffers (history reads). */
 export interface CommandOptions {
@@ -145,6 +153,13 @@ export interface RedisBrokerOptions {
    * 30 days.
    */
   historyMetaTtl?: number
+  /**
+   * Milliseconds a cluster request (`app.websocket.cluster`: counts,
+   * disconnect, unsubscribe) waits for the instances' answers: it resolves
+   * when every instance that received it answered, or after this long with
+   * those that did (`instances` says how many). Default 5000.
+   */
+  requestTimeout?: number
 }
 
 /** Envelope format version: the first byte of every channel message. */
@@ -157,6 +172,8 @@ const FLAG_COMPRESS_SET = 0b010
 const FLAG_COMPRESS = 0b100
 /** Bytes of the random id of an instance (its broker). */
 const ID_BYTES = 16
+/** Flags byte: a cluster request or its answer (control and reply channels), JSON. */
+const FLAG_CONTROL = 0b10000
 /** version (1) + flags (1) + origin id (16): the payload follows. */
 const HEADER_BYTES = 2 + ID_BYTES
 
@@ -167,11 +184,12 @@ const DEFAULTS = {
   closeTimeout: 2000,
   maxPendingPublishes: 10_000,
   historyMetaTtl: 30 * 24 * 3600 * 1000,
+  requestTimeout: 5000,
   maxPayload: 16 * 1024 * 1024
 }
 
 const CONNECTIONS = ['url', 'clientOptions', 'cluster', 'client', 'clusterClient'] as const
-const KNOWN = [...CONNECTIONS, 'subscriber', 'sharded', 'prefix', 'connectTimeout', 'closeTimeout', 'maxPendingPublishes', 'historyMetaTtl', 'maxPayload']
+const KNOWN = [...CONNECTIONS, 'subscriber', 'sharded', 'prefix', 'connectTimeout', 'closeTimeout', 'maxPendingPublishes', 'historyMetaTtl', 'requestTimeout', 'maxPayload']
 
 /** Replies of history commands: bulk strings as Buffers (payloads are bytes). */
 const BUFFERS: CommandOptions = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } }
@@ -245,6 +263,14 @@ export class RedisBroker implements Broker {
   private readonly closeTimeout: number
   private readonly maxPendingPublishes: number
   private readonly historyMetaTtl: number
+  private readonly requestTimeout: number
+  /** The channel of cluster requests, which every instance subscribes to. */
+  private readonly controlChannel: string
+  /** This broker's channel for the answers to its cluster requests. */
+  private readonly replyChannel: string
+  /** Cluster requests waiting for answers, by number. */
+  private readonly requests = new Map<number, PendingRequest>()
+  private lastRequest = 0
   /** The epoch a history script gives a topic that has none; replaced once a script has used it. */
   private epoch = newEpoch()
   /** This broker's origin id, in every envelope it publishes. */
@@ -273,6 +299,33 @@ export class RedisBroker implements Broker {
     read: (topic, since, limit) => this.readHistory(topic, since, limit)
   }
 
+  /**
+   * Cluster requests (BrokerCluster) through Redis pub/sub: a request is
+   * published on the channel `prefix + '\0control'`, which every instance
+   * subscribes to; each runs it and publishes its answer on the requester's
+   * own channel. SPUBLISH (or PUBLISH on one server) answers how many
+   * instances received it: the request resolves once they all answered, or
+   * after `requestTimeout`.
+   */
+  readonly cluster: BrokerCluster = {
+    request: (request) => this.request(request)
+  }
+
+  /**
+   * Presence on Redis (BrokerPresence; lib/pubsub/redis-presence.ts): per
+   * topic a sorted set of (instance, member) entries that expire unless
+   * refreshed, a count of instances and the info per member, changed by Lua
+   * scripts that append each join and leave to the topic's events topic.
+   */
+  readonly presence: BrokerPresence = {
+    join: async (topic, id, info, settings) => Number(await this.presenceScript(topic, JOIN_SCRIPT, settings, [id, info, String(settings.maxMembers)])) === 1,
+    leave: async (topic, id, settings) => Number(await this.presenceScript(topic, LEAVE_SCRIPT, settings, [id])) === 1,
+    members: async (topic, settings) => membersAnswer(await this.presenceScript(topic, MEMBERS_SCRIPT, settings, [])),
+    refresh: async (topic, members, settings) => {
+      await this.presenceScript(topic, REFRESH_SCRIPT, settings, members.flatMap(({ id, info }) => [id, info]))
+    }
+  }
+
   /** Throws FST_WS_INVALID_OPTION or FST_WS_UNKNOWN_OPTION for bad options (see RedisBrokerOptions). */
   constructor (options: RedisBrokerOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -294,7 +347,7 @@ export class RedisBroker implements Broker {
     check('subscriber', options.subscriber, options.client !== undefined && isClient(options.subscriber), 'a node-redis client, given with client')
     check('sharded', options.sharded, typeof options.sharded === 'boolean', 'true or false')
     check('prefix', options.prefix, typeof options.prefix === 'string', 'a string')
-    for (const key of ['connectTimeout', 'closeTimeout', 'maxPendingPublishes', 'maxPayload'] as const) {
+    for (const key of ['connectTimeout', 'closeTimeout', 'maxPendingPublishes', 'requestTimeout', 'maxPayload'] as const) {
       const value = options[key]
       check(key, value, Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 2 ** 31 - 1, 'an integer from 1 to 2147483647')
     }
@@ -308,6 +361,9 @@ export class RedisBroker implements Broker {
     this.closeTimeout = options.closeTimeout ?? DEFAULTS.closeTimeout
     this.maxPendingPublishes = options.maxPendingPublishes ?? DEFAULTS.maxPendingPublishes
     this.historyMetaTtl = options.historyMetaTtl ?? DEFAULTS.historyMetaTtl
+    this.requestTimeout = options.requestTimeout ?? DEFAULTS.requestTimeout
+    this.controlChannel = `${this.prefix}\u0000control`
+    this.replyChannel = `${this.prefix}\u0000reply\u0000${this.id.toString('hex')}`
     check('maxPayload', options.maxPayload, Number.isInteger(options.maxPayload) && (options.maxPayload as number) >= 0, 'an integer of at least 0 (bytes)')
     this.checks = new EnvelopeChecks(options.maxPayload ?? DEFAULTS.maxPayload)
   }
@@ -319,6 +375,19 @@ export class RedisBroker implements Broker {
    * ms, or when `client`/`clusterClient` is not connected.
    */
   async start (context: BrokerContext): Promise<void> {
+    await this.open(context, true)
+  }
+
+  /**
+   * @internal Connects as start() does, for a RedisEmitter: it answers no
+   * cluster request (it is not an instance) and subscribes to no topic.
+   */
+  async startEmitter (log: BrokerContext['log']): Promise<void> {
+    await this.open({ deliver: () => {}, resubscribed: () => {}, control: () => 0, log }, false)
+  }
+
+  /** Connects; `instance`: an app's broker, which runs the cluster requests it receives. */
+  private async open (context: BrokerContext, instance: boolean): Promise<void> {
     const { client, subscriber, clusterClient } = this.options
     for (const [name, yours] of Object.entries({ client, subscriber, clusterClient })) {
       if (yours !== undefined && !yours.isOpen) {
@@ -344,6 +413,8 @@ export class RedisBroker implements Broker {
     for (const connection of link.owned) connection.on('error', failed)
     try {
       await Promise.race([Promise.all(link.owned.map((connection) => connection.connect().catch(failed))), failure])
+      const channels = instance ? [this.controlChannel, this.replyChannel] : [this.replyChannel]
+      await Promise.race([Promise.all(channels.map((channel) => link.subscribe(channel, this.onControl))), failure])
     } catch (err) {
       await this.close()
       throw err
@@ -380,15 +451,40 @@ export class RedisBroker implements Broker {
       this.outage(new Error(link.publishReady() ? `${this.pending} publishes unanswered` : 'not connected'))
       return
     }
+    this.send(link, message).catch((err: unknown) => this.outage(err))
+  }
+
+  /** @internal A RedisEmitter's publish: resolves once Redis took it, rejects (FST_WS_CLUSTER_UNAVAILABLE) when it could not be sent. */
+  async publishNow (message: BrokerMessage): Promise<void> {
+    const link = this.link
+    if (link === undefined || this.closed || !link.publishReady()) throw clusterUnavailableError(new Error(this.closed ? 'the emitter is closed' : 'not connected'))
+    try {
+      await this.send(link, message)
+    } catch (err) {
+      this.outage(err)
+      throw clusterUnavailableError(err)
+    }
+  }
+
+  /** `SPUBLISH`/`PUBLISH` of the envelope of `message`. */
+  private async send (link: Link, message: BrokerMessage): Promise<void> {
+    const header = this.header(messageFlags(message))
+    this.pending++
+    try {
+      await link.publish(this.prefix + message.topic, Buffer.concat([header, message.payload], HEADER_BYTES + message.payload.length))
+      if (this.down && this.healthy()) this.recovered()
+    } finally {
+      this.pending--
+    }
+  }
+
+  /** An envelope header: the version, `flags`, this broker's id. */
+  private header (flags: number): Buffer {
     const header = Buffer.allocUnsafe(HEADER_BYTES)
     header[0] = VERSION
-    header[1] = (message.isBinary ? FLAG_BINARY : 0) |
-      (message.compress === undefined ? 0 : FLAG_COMPRESS_SET | (message.compress ? FLAG_COMPRESS : 0))
+    header[1] = flags
     this.id.copy(header, 2)
-    this.pending++
-    link.publish(this.prefix + message.topic, Buffer.concat([header, message.payload], HEADER_BYTES + message.payload.length))
-      .then(() => { if (this.down && this.healthy()) this.recovered() }, (err: unknown) => this.outage(err))
-      .finally(() => { this.pending-- })
+    return header
   }
 
   /**
@@ -400,6 +496,7 @@ export class RedisBroker implements Broker {
   async close (): Promise<void> {
     this.closed = true
     clearTimeout(this.retryTimer)
+    for (const number of [...this.requests.keys()]) this.answered(number)
     const link = this.link
     if (link === undefined) return
     for (const emitter of link.emitters) {
@@ -590,11 +687,7 @@ export class RedisBroker implements Broker {
       if (!this.closed) this.outage(err)
       throw historyUnavailableError(message.topic, err)
     }
-    const header = Buffer.allocUnsafe(HEADER_BYTES)
-    header[0] = VERSION
-    header[1] = FLAG_HISTORY | (message.isBinary ? FLAG_BINARY : 0) |
-      (message.compress === undefined ? 0 : FLAG_COMPRESS_SET | (message.compress ? FLAG_COMPRESS : 0))
-    this.id.copy(header, 2)
+    const header = this.header(FLAG_HISTORY | messageFlags(message))
     const channel = this.prefix + message.topic
     const { stream, meta } = historyKeys(channel)
     const epoch = this.epoch
@@ -648,6 +741,92 @@ export class RedisBroker implements Broker {
     }
   }
 
+  /** Sends a cluster request (see `cluster`). */
+  private async request (request: ClusterRequest): Promise<ClusterReply> {
+    const link = this.link
+    if (link === undefined || this.closed || !link.publishReady()) {
+      throw clusterUnavailableError(new Error(this.closed || link === undefined ? 'the broker is closed' : 'not connected'))
+    }
+    const number = ++this.lastRequest
+    const payload = Buffer.from(JSON.stringify({ ...request, r: number, to: this.replyChannel }))
+    return await new Promise<ClusterReply>((resolve, reject) => {
+      const pending: PendingRequest = { expected: Infinity, reply: { instances: 0, sockets: 0 }, resolve, timer: setTimeout(() => this.answered(number), this.requestTimeout) }
+      this.requests.set(number, pending)
+      link.publish(this.controlChannel, Buffer.concat([this.header(FLAG_CONTROL), payload])).then((receivers) => {
+        // PUBLISH on a cluster counts the subscribers of one node only: the timeout ends that wait.
+        if (this.sharded || this.options.cluster === undefined && this.options.clusterClient === undefined) pending.expected = Number(receivers)
+        if (pending.reply.instances >= pending.expected) this.answered(number)
+      }, (err: unknown) => {
+        clearTimeout(pending.timer)
+        this.requests.delete(number)
+        this.outage(err)
+        reject(clusterUnavailableError(err))
+      })
+    })
+  }
+
+  /** Resolves cluster request `number` with the answers it has. */
+  private answered (number: number): void {
+    const pending = this.requests.get(number)
+    if (pending === undefined) return
+    this.requests.delete(number)
+    clearTimeout(pending.timer)
+    pending.resolve(pending.reply)
+  }
+
+  /** A message on the control channel (a request: run it, answer) or on this broker's reply channel (an answer). */
+  private readonly onControl = (message: Buffer, channel: Buffer): void => {
+    let value: unknown
+    if (message.length > HEADER_BYTES && message[0] === VERSION && message[1] === FLAG_CONTROL) {
+      try {
+        value = JSON.parse(message.toString('utf8', HEADER_BYTES))
+      } catch {}
+    }
+    if (typeof value !== 'object' || value === null) {
+      this.checks.malformed(channel, message.length, this.context?.log)
+      return
+    }
+    const { r, to, n } = value as Record<string, unknown>
+    if (channel.toString() === this.replyChannel) {
+      const pending = typeof r === 'number' ? this.requests.get(r) : undefined
+      if (pending === undefined || !Number.isSafeInteger(n) || (n as number) < 0) return
+      pending.reply.instances++
+      pending.reply.sockets += n as number
+      if (pending.reply.instances >= pending.expected) this.answered(r as number)
+      return
+    }
+    const request = clusterRequest(value)
+    const link = this.link
+    if (request === null || typeof to !== 'string' || !to.startsWith(`${this.prefix}\u0000reply\u0000`) || link === undefined || this.context === undefined) {
+      this.checks.malformed(channel, message.length, this.context?.log)
+      return
+    }
+    const answer = JSON.stringify({ r, n: this.context.control(request) })
+    link.publish(to, Buffer.concat([this.header(FLAG_CONTROL), Buffer.from(answer)])).catch((err: unknown) => this.outage(err))
+  }
+
+  /** Runs a presence script on `topic`'s keys; rejects with FST_WS_PRESENCE_FULL or FST_WS_PRESENCE_UNAVAILABLE. */
+  private async presenceScript (topic: string, script: Script, settings: PresenceSettings, args: string[]): Promise<unknown> {
+    const link = this.link
+    if (link === undefined || this.closed || !link.publishReady()) {
+      throw presenceUnavailableError(topic, new Error(this.closed || link === undefined ? 'the broker is closed' : 'not connected'))
+    }
+    const keys = presenceKeys(this.prefix + presenceTopic(topic))
+    const { events } = settings
+    const epoch = this.epoch
+    // A new epoch each time: one the script may have given the events topic is never given again.
+    this.epoch = newEpoch()
+    try {
+      return await this.script(link, script, keys, [
+        this.header(FLAG_HISTORY), String(events.size), String(events.ttl), String(Math.max(this.historyMetaTtl, events.ttl)), epoch,
+        this.sharded ? 'SPUBLISH' : 'PUBLISH', this.id.toString('hex'), String(settings.ttl), ...args
+      ])
+    } catch (err) {
+      if (err instanceof Error && err.message.includes('PRESENCE_FULL')) throw presenceFullError(topic, settings.maxMembers)
+      throw presenceUnavailableError(topic, err)
+    }
+  }
+
   /** EVALSHA of `script`, routed by its first key; EVAL when the server does not have the script yet. */
   private async script (link: Link, script: Script, keys: string[], args: Array<string | Buffer>): Promise<unknown> {
     const tail = [String(keys.length), ...keys, ...args]
@@ -668,6 +847,31 @@ export class RedisBroker implements Broker {
   get dropped (): BrokerDropStats {
     return { ...this.checks.stats }
   }
+}
+
+/** A cluster request waiting for the instances' answers. */
+interface PendingRequest {
+  /** How many instances received it; Infinity until Redis said. */
+  expected: number
+  readonly reply: ClusterReply
+  readonly resolve: (reply: ClusterReply) => void
+  readonly timer: NodeJS.Timeout
+}
+
+/** The envelope flags of a message's type and `compress`. */
+function messageFlags (message: BrokerMessage): number {
+  return (message.isBinary ? FLAG_BINARY : 0) | (message.compress === undefined ? 0 : FLAG_COMPRESS_SET | (message.compress ? FLAG_COMPRESS : 0))
+}
+
+/** The cluster request a control message carries, checked as the app's own are; null for anything else. */
+function clusterRequest (value: object): ClusterRequest | null {
+  const { action, topic, match, code, reason } = value as Record<string, unknown>
+  try {
+    if (action === 'count' && typeof topic === 'string') return { action, topic }
+    if (action === 'unsubscribe' && typeof topic === 'string') return { action, match: checkMatch(match), topic }
+    if (action === 'disconnect') return disconnectRequest(checkMatch(match), code as number, reason as string)
+  } catch {}
+  return null
 }
 
 function check (name: string, value: unknown, valid: boolean, allowed: string): void {

@@ -93,10 +93,15 @@ return {epoch, top, redis.call('xrange', KEYS[1], string.format('%d', since + 1)
  * slot with any key: on a cluster, its scripts fail with CROSSSLOT.
  */
 export function historyKeys (channel: string): { stream: string, meta: string } {
+  const tag = hashTag(channel)
+  return { stream: `${tag}:s`, meta: `${tag}:m` }
+}
+
+/** The part of a key that puts it in `channel`'s slot: the channel when it has a tag, else the channel in braces. */
+export function hashTag (channel: string): string {
   const open = channel.indexOf('{')
   const close = open < 0 ? -1 : channel.indexOf('}', open + 1)
-  const tag = close > open + 1 ? channel : `{${channel}}`
-  return { stream: `${tag}:s`, meta: `${tag}:m` }
+  return close > open + 1 ? channel : `{${channel}}`
 }
 
 /** The position a PUBLISH_SCRIPT reply gives. */

@@ -9,7 +9,11 @@
  * await app.register(fastifyRfc6455, { broker: new RedisBroker({ url: 'redis://127.0.0.1:6379' }) })
  * ```
  *
+ * RedisEmitter publishes and sends cluster requests to such apps from a
+ * process without Fastify (a worker, a cron job).
+ *
  * @module fastify-rfc6455/redis
  */
+export { RedisEmitter, type RedisEmitterOptions } from './redis-emitter.js'
 export { RedisBroker, type CommandOptions, type RedisBrokerClient, type RedisBrokerCluster, type RedisBrokerOptions } from './redis-broker.js'
 export { BROKER_DROPPED_CHANNEL, type BrokerDroppedMessage, type BrokerDropStats, type DropReason } from './envelope-checks.js'

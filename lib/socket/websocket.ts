@@ -301,8 +301,8 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
    * UTF-8) with `info` (any JSON value, at most the `presence` option's
    * `maxInfoBytes` as JSON), on every instance, until it closes or
    * `untrack(topic)`; docs/presence-and-control.md. Sockets with one id are
-   * one member: it joins with the first (on any instance) and leaves with
-   * the last; a later socket's info replaces the member's. A socket holds one
+   * one member: it joins with the first (on any instance), with that
+   * socket's info, and leaves with the last. A socket holds one
    * member per topic (another id replaces it). Needs no subscription.
    * Resolves with whether the member joined; `{ joined: false }` on a socket
    * that is no longer OPEN. Throws FST_WS_NO_PRESENCE without the `presence`

@@ -230,6 +230,8 @@ export interface Instance {
   publish (topic: string, messages: string[]): Promise<number>
   /** Sends SIGTERM (the fixture closes the app and exits) and waits for the exit code. */
   stop (): Promise<number | null>
+  /** Sends SIGKILL (the process dies at once, closing nothing) and waits for its exit. */
+  kill (): Promise<number | null>
 }
 
 const INSTANCE = fileURLToPath(new URL('../pubsub/fixtures/instance.ts', import.meta.url))
@@ -280,6 +282,10 @@ export async function startInstance (t: Teardown, env: Record<string, string>): 
     },
     stop () {
       child.kill('SIGTERM')
+      return exited
+    },
+    kill () {
+      child.kill('SIGKILL')
       return exited
     }
   }

@@ -1,0 +1,75 @@
+/**
+ * Presence and cluster requests on a real redis-server (one server, and the
+ * 3-master cluster): three apps in this process, each with its RedisBroker,
+ * stand for three instances; an instance in its own process is killed with
+ * SIGKILL; a plain Node script that cannot load Fastify uses the emitter.
+ */
+import { test } from 'tap'
+import { RedisBroker, type RedisBrokerOptions } from '../../lib/pubsub/redis.js'
+import { encode, events, presenceApp } from './fixtures/presence-app.js'
+import { withTimeout, type Teardown } from '../integration/helpers.js'
+import { WebSocket } from 'undici'
+import { skipWithoutRedis, startCluster, startInstance, startRedis } from '../support/redis.js'
+
+async function instances (t: Teardown, options: RedisBrokerOptions, count = 3, ttl?: number) {
+  return await Promise.all(Array.from({ length: count }, () => presenceApp(t, new RedisBroker({ closeTimeout: 200, ...options }), { presence: { encode, ttl } })))
+}
+
+test('one Redis, three instances: members, join and leave once per page, two tabs, requests everywhere', { skip: skipWithoutRedis }, async (t) => {
+  const redis = await startRedis(t)
+  const [a, b, c] = await instances(t, { url: redis.url })
+
+  await t.test('everyone\'s list is equal; each join and leave reaches each page once', async (t) => {
+    const ann = await a.open('room', 'ann')
+    const ben = await b.open('room', 'ben')
+    const cat = await c.open('room', 'cat')
+    t.same(cat.members.map((m) => m.id), ['ann', 'ben', 'cat'])
+    t.same(await a.app.websocket.cluster.presence('room').then((m) => m.map((x) => x.id).sort()), ['ann', 'ben', 'cat'], 'instance a lists them all')
+    t.same(await events(ann.client, 2), [{ type: 'join', id: 'ben', name: 'ben' }, { type: 'join', id: 'cat', name: 'cat' }])
+    t.same(await events(ben.client, 1), [{ type: 'join', id: 'cat', name: 'cat' }])
+    // Ann's second tab, on another instance: one member.
+    const tab = await c.open('room', 'ann')
+    t.same(tab.members.map((m) => m.id), ['ann', 'ben', 'cat'])
+    ann.client.ws.close()
+    await ann.client.waitClose()
+    ben.client.ws.close()
+    t.same(await events(cat.client, 1), [{ type: 'leave', id: 'ben', name: 'ben' }], 'no leave for ann\'s first tab, then ben leaves')
+    tab.client.ws.close()
+    t.same(await events(cat.client, 1), [{ type: 'leave', id: 'ann', name: 'ann' }], 'ann leaves with her last tab')
+  })
+
+  await t.test('count, disconnect and unsubscribe on every instance, each reporting how many instances acted', async (t) => {
+    const pages = [await a.open('kick', 'bob'), await b.open('kick', 'bob'), await c.open('kick', 'bob'), await c.open('kick', 'eve')]
+    t.same(await b.app.websocket.cluster.subscriberCount('kick'), { instances: 3, sockets: 4 })
+    t.same(await a.app.websocket.cluster.disconnect({ member: 'bob', topic: 'kick' }, 4001, 'kicked'), { instances: 3, sockets: 3 })
+    for (const page of pages.slice(0, 3)) t.same(await page.client.waitClose(), { code: 4001, reason: 'kicked', wasClean: true })
+    t.same(await c.app.websocket.cluster.unsubscribe({ topic: 'kick' }, 'kick'), { instances: 3, sockets: 1 })
+    t.equal(c.app.websocket.subscriberCount('kick'), 0)
+    t.equal(pages[3].client.ws.readyState, 1, 'eve is unsubscribed, still connected')
+  })
+
+  await t.test('a join storm: 300 pages over three instances at once, each event once per watching page', async (t) => {
+    const watcher = await a.open('storm', 'watcher')
+    const apps = [a, b, c]
+    const pages = await Promise.all(Array.from({ length: 300 }, (_, i) => apps[i % 3].open('storm', `m${i}`)))
+    const ids = pages.map((_, i) => `m${i}`).sort()
+    t.same((await events(watcher.client, 300)).map((e) => `${e.type}:${e.id}`).sort(), ids.map((id) => `join:${id}`).sort())
+    for (const page of pages) page.client.ws.close()
+    t.same((await events(watcher.client, 300)).map((e) => `${e.type}:${e.id}`).sort(), ids.map((id) => `leave:${id}`).sort())
+  })
+})
+
+test('an instance killed with SIGKILL: its members leave within the ttl', { skip: skipWithoutRedis }, async (t) => {
+  const redis = await startRedis(t)
+  const [a] = await instances(t, { url: redis.url }, 1, 1500)
+  const watcher = await a.open('ghosts', 'watcher')
+  const doomed = await startInstance(t, { REDIS_URL: redis.url, PRESENCE_TTL: '1500' })
+  const ws = new WebSocket(`ws://127.0.0.1:${doomed.port}/p?topic=ghosts&id=ghost`)
+  await withTimeout(new Promise((resolve) => ws.addEventListener('message', resolve, { once: true })), 'tracked')
+  t.same(await events(watcher.client, 1), [{ type: 'join', id: 'ghost', name: 'ghost' }])
+  await doomed.kill()
+  const killed = Date.now()
+  t.same(await events(watcher.client, 1), [{ type: 'leave', id: 'ghost', name: 'ghost' }], 'a leave, from the watching instance\'s heartbeat')
+  t.ok(Date.now() - killed < 1500 + 500 + 1000, `within the ttl and one heartbeat (${Date.now() - killed} ms)`)
+  t.same((await a.app.websocket.cluster.presence('ghosts')).map((m) => m.id), ['watcher'])
+})
