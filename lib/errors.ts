@@ -69,6 +69,11 @@ export function closeReasonError (message: string): FastifyWebSocketError {
   return new FastifyWebSocketError('FST_WS_INVALID_CLOSE_REASON', message)
 }
 
+/** A `closeAt()` time that is neither a valid Date nor a finite number of milliseconds since the epoch. */
+export function closeTimeError (time: unknown): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_INVALID_CLOSE_TIME', `invalid close time ${String(time)}: use a Date, a number of milliseconds since the epoch, or null`)
+}
+
 /** A ping or pong payload over 125 bytes (RFC 6455 §5.5). */
 export function controlPayloadError (): FastifyWebSocketError {
   return new FastifyWebSocketError('FST_WS_CONTROL_PAYLOAD_TOO_LONG', 'ping and pong payloads are at most 125 bytes')

@@ -43,7 +43,7 @@ export {
 } from './diagnostics.js'
 export { LocalBroker, type Broker, type BrokerContext, type BrokerMessage } from './pubsub/broker.js'
 export { MAX_TOPIC_BYTES } from './pubsub/topics.js'
-export type { FastifyRfc6455Options, OriginCheck, ProtocolChooser, WebSocketOptions } from './options.js'
+export type { DrainOptions, FastifyRfc6455Options, OriginCheck, ProtocolChooser, WebSocketOptions } from './options.js'
 export type { WebSocketHandler } from './handshake/upgrade.js'
 export { FastifyWebSocketError, HandshakeRefusedError } from './errors.js'
 export { InjectedWebSocket, type InjectedMessage, type InjectedWebSocketEvents, type InjectWSOptions } from './handshake/inject.js'

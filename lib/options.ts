@@ -185,6 +185,27 @@ export interface FastifyRfc6455Options extends Omit<WebSocketOptions, 'messages'
    * have them). Default: off (the presence methods throw FST_WS_NO_PRESENCE).
    */
   presence?: PresenceOptions
+  /**
+   * Closes the open WebSockets a batch at a time when the app closes, so
+   * that thousands of clients do not all reconnect to the other instances
+   * at once: at most `sockets` sockets (with 1001, as without it) every
+   * `interval` ms, each batch logged at info level. New handshakes are
+   * refused from the start; `app.close()` resolves once every connection
+   * has closed. With `n` open sockets the drain takes about
+   * ceil(n / sockets) × interval ms, plus the last closing handshakes (up
+   * to `closeTimeout`): Fastify's close has no time limit of its own, so
+   * keep it within what your process manager waits before it kills the
+   * process. Default: every socket at once.
+   */
+  drain?: DrainOptions
+}
+
+/** The `drain` option: close at most `sockets` sockets every `interval` milliseconds. */
+export interface DrainOptions {
+  /** Sockets closed per batch, an integer from 1. */
+  sockets: number
+  /** Milliseconds between two batches, an integer from 1 to 2^31-1. */
+  interval: number
 }
 
 /** Options resolved for one route: every limit set. */
@@ -313,6 +334,11 @@ const DEFLATE_RULES: Record<keyof PerMessageDeflateOptions, Rule> = {
   level: integer(0, 9, '')
 }
 
+const DRAIN_RULES: Record<keyof DrainOptions, Rule> = {
+  sockets: integer(1, Number.MAX_SAFE_INTEGER, ' (sockets per batch)'),
+  interval: integer(1, MAX_DELAY, ' (milliseconds)')
+}
+
 const FUNCTION: Rule = { allowed: 'a function', test: (value) => typeof value === 'function' }
 
 /** The options of WebSocketOptions that the plugin takes too. */
@@ -367,6 +393,10 @@ const PLUGIN_RULES: Record<keyof FastifyRfc6455Options, Rule> = {
     allowed: `an object of ${Object.keys(PRESENCE_RULES).join(', ')}`,
     test: (value, path, url) => checkObject(PRESENCE_RULES, value, `${path}.`, url, '')
   },
+  drain: {
+    allowed: 'an object { sockets, interval }: sockets per batch and milliseconds between batches, integers from 1',
+    test: (value, path, url) => checkObject(DRAIN_RULES, value, `${path}.`, url, '') && everyEntry(DRAIN_RULES, value, `${path}.`, url)
+  },
   broker: {
     allowed: `an object with the methods ${BROKER_METHODS.join(', ')} (the Broker interface)`,
     test: (value) => typeof value === 'object' && value !== null &&
@@ -381,7 +411,7 @@ const REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
 const ROUTE_RULE: Rule = {
   allowed: `true, false or an object of ${Object.keys(WEBSOCKET_RULES).join(', ')}`,
   test: (value, path, url) => typeof value === 'boolean' ||
-    checkObject(WEBSOCKET_RULES, value, `${path}.`, url, ' (broker, heartbeatInterval, history, maxRecovery, maxHttp2WebSockets, maxPublishPayload and presence are plugin options only)')
+    checkObject(WEBSOCKET_RULES, value, `${path}.`, url, ' (broker, heartbeatInterval, history, maxRecovery, maxHttp2WebSockets, maxPublishPayload, presence and drain are plugin options only)')
 }
 
 /**
@@ -433,6 +463,12 @@ function checkObject (rules: Record<string, Rule>, value: unknown, prefix: strin
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
   const known = Object.keys(rules).join(', ') + note
   for (const key of Object.keys(value)) checkEntry(rules, value as Record<string, unknown>, key, prefix, url, known)
+  return true
+}
+
+/** Checks every entry `rules` names, an unset one included: for an object whose entries are all required. */
+function everyEntry (rules: Record<string, Rule>, value: unknown, prefix: string, url: string | undefined): boolean {
+  for (const key of Object.keys(rules)) check(rules[key], (value as Record<string, unknown>)[key], prefix + key, url)
   return true
 }
 

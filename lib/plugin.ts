@@ -1,13 +1,14 @@
-import type { FastifyInstance } from 'fastify'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { CloseCode } from './protocol/constants.js'
-import { DEFAULTS, type FastifyRfc6455Options, validatePluginOptions } from './options.js'
+import { DEFAULTS, type DrainOptions, type FastifyRfc6455Options, validatePluginOptions } from './options.js'
 import { RouteMatcher } from './handshake/matcher.js'
 import { acceptWsHandlerOnlyRoutes, createRouteHook } from './handshake/route.js'
 import { createUpgradeListener } from './handshake/upgrade.js'
 import { http2WebSockets } from './handshake/http2.js'
 import { createInjector } from './handshake/inject.js'
 import type { SendOptions, WebSocketData } from './socket/payload.js'
-import type { WebSocket } from './socket/websocket.js'
+import { WebSocket } from './socket/websocket.js'
 import { type Broker, LocalBroker } from './pubsub/broker.js'
 import { brokerStartedError, invalidOptionError, serverOptionError } from './errors.js'
 import { TopicTable } from './pubsub/topics.js'
@@ -38,7 +39,7 @@ interface ServerState {
 }
 
 /** Options that serve every route of a server: the first registration's hold, a later one may only repeat them. */
-const SERVER_OPTIONS = ['broker', 'heartbeatInterval', 'history', 'maxRecovery', 'maxHttp2WebSockets', 'maxPublishPayload', 'presence'] as const
+const SERVER_OPTIONS = ['broker', 'heartbeatInterval', 'history', 'maxRecovery', 'maxHttp2WebSockets', 'maxPublishPayload', 'presence', 'drain'] as const
 
 type ServerOptions = Pick<FastifyRfc6455Options, typeof SERVER_OPTIONS[number]>
 
@@ -53,22 +54,24 @@ const startedBrokers = new WeakSet<Broker>()
  * routes, the server's `upgrade` listener (and on an HTTP/2 server its
  * `connect` listener, RFC 8441), the optional heartbeat, and a
  * `preClose` hook that closes every open WebSocket with 1001 (Going Away)
- * when the app closes, waiting for the closing handshakes up to the close
- * timeout. Register it before the routes that use it.
+ * when the app closes (all at once, or in batches with `drain`), waiting
+ * for the closing handshakes up to the close timeout. Register it before
+ * the routes that use it.
  *
  * Registered again in a child or sibling plugin, it shares the first
  * registration's listeners, sockets, topics and broker, and its options
  * apply to the routes of its own scope (the innermost registration wins).
  * `broker`, `heartbeatInterval`, `history`, `maxRecovery`,
- * `maxHttp2WebSockets` and `maxPublishPayload` serve the whole server: a
- * later registration that sets another throws FST_WS_SERVER_OPTION. A broker
- * already started by an app throws FST_WS_BROKER_STARTED.
+ * `maxHttp2WebSockets`, `maxPublishPayload` and `drain` serve the whole
+ * server: a later registration that sets another throws
+ * FST_WS_SERVER_OPTION. A broker already started by an app throws
+ * FST_WS_BROKER_STARTED.
  */
 export async function plugin (fastify: FastifyInstance, options: FastifyRfc6455Options): Promise<void> {
   validatePluginOptions(options)
   const state = servers.get(fastify.server) ?? await startServer(fastify, options)
   for (const name of SERVER_OPTIONS) {
-    if (options[name] !== undefined && options[name] !== state.options[name]) throw serverOptionError(name)
+    if (options[name] !== undefined && !repeats(name, options[name], state.options[name])) throw serverOptionError(name)
   }
   if (!fastify.hasDecorator('websocket')) {
     const sockets = state.registry.sockets
@@ -100,7 +103,9 @@ async function startServer (fastify: FastifyInstance, options: FastifyRfc6455Opt
     maxRecovery: options.maxRecovery ?? DEFAULT_MAX_RECOVERY,
     maxHttp2WebSockets: options.maxHttp2WebSockets ?? DEFAULTS.maxHttp2WebSockets,
     maxPublishPayload: options.maxPublishPayload ?? Math.min(options.maxPayload ?? bodyLimit, DEFAULTS.maxPublishPayload),
-    presence: options.presence
+    presence: options.presence,
+    // A copy: the app may change its object after registering it.
+    drain: options.drain === undefined ? undefined : { sockets: options.drain.sockets, interval: options.drain.interval }
   }
   let presence: PresenceTable | null = null
   const histories = options.history === undefined && options.presence === undefined
@@ -120,6 +125,7 @@ async function startServer (fastify: FastifyInstance, options: FastifyRfc6455Opt
   const config = fastify.initialConfig as { routerOptions?: object }
   const matcher = new RouteMatcher(config.routerOptions)
   const heartbeatInterval = serverOptions.heartbeatInterval!
+  const drain = serverOptions.drain
   const state: ServerState = {
     matcher,
     registry,
@@ -152,6 +158,10 @@ async function startServer (fastify: FastifyInstance, options: FastifyRfc6455Opt
     fastify.server.off('upgrade', onUpgrade)
     // GOAWAY lets the closing handshakes below finish on their streams.
     http2?.close()
+    if (drain !== undefined) {
+      await drainSockets(sockets, drain, fastify.log)
+      return
+    }
     const closed: Array<Promise<void>> = []
     for (const socket of sockets) {
       // Not the socket's 'close' event: its listeners may throw or be removed.
@@ -179,6 +189,48 @@ function historyOption (history: HistoryOption | undefined, presence: () => Pres
     if (of === null) return history?.(topic) ?? null
     return presence()?.events(of) ?? null
   }
+}
+
+/** Whether a later registration's value of the server option `name` repeats the one in effect: the same value, or a `drain` of the same numbers. */
+function repeats (name: typeof SERVER_OPTIONS[number], given: unknown, held: unknown): boolean {
+  if (name !== 'drain' || held === undefined) return given === held
+  const a = given as DrainOptions
+  const b = held as DrainOptions
+  return a.sockets === b.sockets && a.interval === b.interval
+}
+
+/**
+ * The `drain` option at `app.close()`: closes the sockets still OPEN with
+ * 1001, `drain.sockets` at a time every `drain.interval` ms, and resolves
+ * once every connection has closed. A socket that closes on its own (or
+ * began to) is neither closed again nor counted; one opened meanwhile (its
+ * handshake was under way) is taken by the next batch, if one comes. Logs
+ * each batch (`closed` so far, `remaining` OPEN) and the end.
+ */
+async function drainSockets (sockets: ReadonlySet<WebSocket>, drain: DrainOptions, log: FastifyBaseLogger): Promise<void> {
+  const started = Date.now()
+  let closed = 0
+  for (;;) {
+    let batch = 0
+    let remaining = 0
+    for (const socket of sockets) {
+      if (socket.readyState !== WebSocket.OPEN) continue
+      if (batch < drain.sockets) {
+        socket.close(CloseCode.GoingAway, 'server shutting down')
+        batch++
+      } else {
+        remaining++
+      }
+    }
+    if (batch === 0) break
+    closed += batch
+    log.info({ closed, remaining }, 'closing WebSockets in batches')
+    if (remaining === 0) break
+    await sleep(drain.interval)
+  }
+  // Not the sockets' 'close' events: their listeners may throw or be removed.
+  await Promise.all(Array.from(sockets, (socket) => socket.whenClosed()))
+  log.info({ closed, duration: Date.now() - started }, 'WebSockets drained')
 }
 
 /** `app.websocket`: publishing to the topics of every socket of the app. */

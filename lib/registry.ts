@@ -7,6 +7,7 @@ import type { SendOptions, WebSocketData } from './socket/payload.js'
 import type { Subscribed, SubscribeOptions } from './socket/position.js'
 import type { PresenceMember, Tracked } from './socket/presence.js'
 import type { SocketOwner, WebSocket, WebSocketStats } from './socket/websocket.js'
+import { ExpiryQueue } from './socket/expiry.js'
 
 /**
  * `app.websocket.stats()`: gauges and counters of one app's WebSockets, on
@@ -27,7 +28,8 @@ export interface WebSocketAppStats extends WebSocketStats {
  * `stats()` costs nothing per message, and publishes the sockets' close and
  * error diagnostics. Logs each connection's end through its request's
  * logger at info level: the peer's close `code` and `reason`, the
- * `initiator` of the closing handshake and the `duration` in ms.
+ * `initiator` of the closing handshake and the `duration` in ms. Holds
+ * the sockets' `closeAt()` deadlines on one timer.
  */
 export class SocketRegistry implements SocketOwner {
   readonly sockets = new Set<WebSocket>()
@@ -36,6 +38,8 @@ export class SocketRegistry implements SocketOwner {
   private readonly presence: PresenceTable | null
   private readonly perRoute = new Map<string, number>()
   private readonly closedTotals: WebSocketStats = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0 }
+  /** @internal The deadlines of `closeAt()`; a socket leaves when it closes. */
+  readonly expiries = new ExpiryQueue<WebSocket>(expire)
 
   /** Whether to log each connection's end (not when the app sets Fastify's `disableRequestLogging: true`). */
   private readonly logClose: boolean
@@ -52,6 +56,7 @@ export class SocketRegistry implements SocketOwner {
   }
 
   closed (socket: WebSocket, code: number, reason: string, initiator: 'server' | 'client' | null): void {
+    this.expiries.delete(socket)
     if (this.sockets.delete(socket)) {
       const left = (this.perRoute.get(socket.route) ?? 1) - 1
       if (left === 0) this.perRoute.delete(socket.route)
@@ -102,12 +107,21 @@ export class SocketRegistry implements SocketOwner {
     return this.presence
   }
 
+  closeAt (socket: WebSocket, at: number | null): void {
+    if (at === null) this.expiries.delete(socket)
+    else this.expiries.set(socket, at)
+  }
+
   /** The app's gauges and counters now; walks the open sockets once. */
   stats (): WebSocketAppStats {
     const totals = { ...this.closedTotals }
     for (const socket of this.sockets) addStats(totals, socket.stats)
     return { open: this.sockets.size, routes: Object.fromEntries(this.perRoute), ...totals }
   }
+}
+
+function expire (socket: WebSocket): void {
+  socket.expire()
 }
 
 function addStats (to: WebSocketStats, from: WebSocketStats): void {

@@ -2,7 +2,7 @@ import { Buffer } from 'node:buffer'
 import { EventEmitter } from 'node:events'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import { type Connection, PauseReason } from '../transport/connection.js'
-import { closeCodeError, closeReasonError, controlPayloadError, sendDataError, topicLimitError } from '../errors.js'
+import { closeCodeError, closeReasonError, closeTimeError, controlPayloadError, sendDataError, topicLimitError } from '../errors.js'
 import { MessageIterator, type MessagesOptions } from './iterator.js'
 import {
   checkSend, iteratorActiveError, type MessagePipeline, type MessageValidationError, type Outcome, type Validate, type WebSocketMessage
@@ -76,7 +76,8 @@ export type MessageHook = (message: WebSocketMessage<unknown>, socket: WebSocket
 
 /**
  * What a socket needs of the app that holds it: the set of open sockets, the
- * topic table and the diagnostics channels (lib/registry.ts implements it).
+ * topic table, the diagnostics channels and the deadlines of `closeAt()`
+ * (lib/registry.ts implements it).
  * Not part of the public API: the plugin creates sockets, applications don't.
  */
 export interface SocketOwner {
@@ -100,6 +101,12 @@ export interface SocketOwner {
   untrack (socket: WebSocket, topic: string): boolean
   /** `socket` subscribes to `topic`'s join and leave events: the members now. */
   subscribePresence (socket: WebSocket, topic: string): Promise<PresenceMember[]>
+  /**
+   * Sets `socket`'s `closeAt()` deadline, in ms since the epoch, replacing
+   * its previous one; null removes it. At the deadline the owner calls
+   * `socket.expire()`; a socket's deadline goes when `closed()` is called.
+   */
+  closeAt (socket: WebSocket, at: number | null): void
 }
 
 /**
@@ -151,6 +158,8 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
   private refused = false
   /** The active `for await` iterator, which takes the messages instead of the listeners. */
   private iterator: MessageIterator<Message> | null = null
+  /** The close frame `closeAt()` sends at its deadline, as [code, reason's bytes]; null when none is set. */
+  private expiry: [number, Buffer] | null = null
 
   /**
    * @internal Created by the plugin once the 101 is written, for the
@@ -377,16 +386,46 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
    * connection is destroyed if the peer has not closed it `closeTimeout` ms later.
    */
   close (code?: number, reason?: string): void {
-    let body: Buffer | undefined
-    if (code === undefined) {
-      if (reason !== undefined && reason !== '') throw closeReasonError('a close reason needs a close code')
-      code = CloseCode.NoStatusReceived
-    } else {
-      if (!Number.isInteger(code) || !isValidWireCode(code)) throw closeCodeError(code)
-      body = Buffer.from(reason ?? '', 'utf8')
-      if (body.length > MAX_CLOSE_REASON) throw closeReasonError('a close reason is at most 123 bytes of UTF-8')
+    if (code !== undefined) {
+      this.connection.close(code, closeReason(code, reason))
+      return
     }
-    this.connection.close(code, body)
+    if (reason !== undefined && reason !== '') throw closeReasonError('a close reason needs a close code')
+    this.connection.close(CloseCode.NoStatusReceived)
+  }
+
+  /**
+   * Closes the socket at `time` (a Date, or ms since the epoch as
+   * `Date.now()` gives), as `close(code, reason)` would then: for a session
+   * or a token that expires. `code` defaults to 1008 (Policy Violation) and
+   * `reason` to 'expired', checked now as `close()` checks them. A time
+   * already past closes the socket within a few ms. A later call replaces
+   * the time, code and reason; `closeAt(null)` cancels. Does nothing on a
+   * socket that is no longer OPEN. The server keeps every socket's time on
+   * one timer (not one per socket), and forgets it when the socket closes.
+   * Throws FST_WS_INVALID_CLOSE_TIME for a time that is neither (an Invalid
+   * Date, NaN, Infinity), FST_WS_INVALID_CLOSE_CODE or FST_WS_INVALID_CLOSE_REASON.
+   */
+  closeAt (time: Date | number | null, code: number = CloseCode.PolicyViolation, reason = 'expired'): void {
+    if (time === null) {
+      this.expiry = null
+      this.owner.closeAt(this.held, null)
+      return
+    }
+    const at = time instanceof Date ? time.getTime() : time
+    if (typeof at !== 'number' || !Number.isFinite(at)) throw closeTimeError(time)
+    const body = closeReason(code, reason)
+    if (this.connection.session.readyState !== ReadyState.OPEN) return
+    this.expiry = [code, body]
+    this.owner.closeAt(this.held, at)
+  }
+
+  /** @internal The deadline of `closeAt()` has come: starts the closing handshake with its code and reason. */
+  expire (): void {
+    const expiry = this.expiry
+    if (expiry === null) return
+    this.expiry = null
+    this.connection.close(expiry[0], expiry[1])
   }
 
   /** Destroys the TCP connection at once, with no closing handshake. */
@@ -630,6 +669,19 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
 
 const EMPTY = Buffer.alloc(0)
 const NO_TOPICS: ReadonlySet<string> = new Set()
+
+/**
+ * The reason of a close frame with `code`, as bytes. Throws
+ * FST_WS_INVALID_CLOSE_CODE unless an application may send `code` (RFC 6455
+ * §7.4.1, §7.4.2), FST_WS_INVALID_CLOSE_REASON for a reason over 123 bytes
+ * of UTF-8 (§5.5: a control frame's payload is at most 125 bytes).
+ */
+function closeReason (code: number, reason: string | undefined): Buffer {
+  if (!Number.isInteger(code) || !isValidWireCode(code)) throw closeCodeError(code)
+  const body = Buffer.from(reason ?? '', 'utf8')
+  if (body.length > MAX_CLOSE_REASON) throw closeReasonError('a close reason is at most 123 bytes of UTF-8')
+  return body
+}
 
 function onNewListener (this: WebSocket, event: string | symbol): void {
   if (event === 'message') process.nextTick(flushQueue, this)
