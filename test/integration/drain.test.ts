@@ -170,7 +170,7 @@ test('bad drain values fail at registration', async (t) => {
   const app = Fastify()
   await app.register(fastifyRfc6455)
   t.throws(() => app.get('/r', { ws: { drain: { sockets: 1, interval: 1 } } as never }, () => {}), {
-    code: 'FST_WS_UNKNOWN_OPTION', message: /unknown option ws\.drain .*maxPublishPayload and drain are plugin options only\)/
+    code: 'FST_WS_UNKNOWN_OPTION', message: /unknown option ws\.drain .*maxPublishPayload, presence and drain are plugin options only\)/
   }, 'a plugin option only')
   await app.close()
 })

@@ -170,10 +170,10 @@ const ROUTE_CASES: Array<[string, unknown, object, Expected]> = [
   }],
   ['ws.closeTimeout past what setTimeout takes', { closeTimeout: 2 ** 31 }, {}, { code: 'FST_WS_INVALID_OPTION', path: 'ws.closeTimeout', value: '2147483648', allowed: POSITIVE_MS }],
   ['ws.heartbeatInterval (plugin only)', { heartbeatInterval: 1000 }, {}, {
-    code: 'FST_WS_UNKNOWN_OPTION', path: 'ws.heartbeatInterval', value: '1000', allowed: 'onMessage, validateSend, messages (broker, heartbeatInterval, history, maxRecovery, maxHttp2WebSockets, maxPublishPayload and drain are plugin options only)'
+    code: 'FST_WS_UNKNOWN_OPTION', path: 'ws.heartbeatInterval', value: '1000', allowed: 'onMessage, validateSend, messages (broker, heartbeatInterval, history, maxRecovery, maxHttp2WebSockets, maxPublishPayload, presence and drain are plugin options only)'
   }],
   ['ws.broker (plugin only)', { broker: new LocalBroker() }, {}, {
-    code: 'FST_WS_UNKNOWN_OPTION', path: 'ws.broker', value: 'LocalBroker {…}', allowed: '(broker, heartbeatInterval, history, maxRecovery, maxHttp2WebSockets, maxPublishPayload and drain are plugin options only)'
+    code: 'FST_WS_UNKNOWN_OPTION', path: 'ws.broker', value: 'LocalBroker {…}', allowed: '(broker, heartbeatInterval, history, maxRecovery, maxHttp2WebSockets, maxPublishPayload, presence and drain are plugin options only)'
   }],
   ['ws.maxBackpressure under the plugin highWaterMark', { maxBackpressure: 100_000 }, { highWaterMark: 200_000 }, {
     code: 'FST_WS_INVALID_OPTION', path: 'ws.maxBackpressure', value: '100000', allowed: 'at least highWaterMark (200000 bytes)'
