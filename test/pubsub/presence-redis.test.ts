@@ -4,6 +4,8 @@
  * stand for three instances; an instance in its own process is killed with
  * SIGKILL; a plain Node script that cannot load Fastify uses the emitter.
  */
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { test } from 'tap'
 import { RedisBroker, type RedisBrokerOptions } from '../../lib/pubsub/redis.js'
 import { encode, events, presenceApp } from './fixtures/presence-app.js'
@@ -72,4 +74,44 @@ test('an instance killed with SIGKILL: its members leave within the ttl', { skip
   t.same(await events(watcher.client, 1), [{ type: 'leave', id: 'ghost', name: 'ghost' }], 'a leave, from the watching instance\'s heartbeat')
   t.ok(Date.now() - killed < 1500 + 500 + 1000, `within the ttl and one heartbeat (${Date.now() - killed} ms)`)
   t.same((await a.app.websocket.cluster.presence('ghosts')).map((m) => m.id), ['watcher'])
+})
+
+test('the emitter: a Node script that cannot load Fastify publishes, counts, lists and kicks', { skip: skipWithoutRedis }, async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = await instances(t, { url: redis.url }, 2)
+  const news = await a.open('news', 'reader')
+  const bob = await b.open('room', 'bob')
+  const ann = await a.open('room', 'ann')
+  const script = fileURLToPath(new URL('fixtures/emitter.mjs', import.meta.url))
+  const child = spawn(process.execPath, [script], { env: { ...process.env, REDIS_URL: redis.url }, stdio: ['ignore', 'pipe', 'inherit'] })
+  let output = ''
+  child.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
+  const code = await withTimeout(new Promise((resolve) => child.once('exit', resolve)), 'the emitter script', 30_000)
+  t.equal(code, 0, 'the script ran without loading Fastify')
+  t.same(JSON.parse(output), {
+    count: { instances: 2, sockets: 1 },
+    presence: ['ann', 'bob'],
+    kick: { instances: 2, sockets: 1 }
+  })
+  t.equal(await news.client.nextMessage(), 'from a worker')
+  t.same(await bob.client.waitClose(), { code: 4001, reason: 'kicked by a worker', wasClean: true })
+  t.same(await events(ann.client, 1), [{ type: 'leave', id: 'bob', name: 'bob' }])
+})
+
+test('a Redis Cluster of 3 masters: presence, events and requests across instances', { skip: skipWithoutRedis }, async (t) => {
+  const cluster = await startCluster(t)
+  const [a, b, c] = await instances(t, { cluster: { rootNodes: cluster.rootNodes } })
+  for (const topic of ['c:one', 'c:two', 'c:{tag}three']) {
+    const ann = await a.open(topic, 'ann')
+    const ben = await b.open(topic, 'ben')
+    const cat = await c.open(topic, 'cat')
+    t.same(cat.members.map((m) => m.id), ['ann', 'ben', 'cat'], `${topic}: members`)
+    t.same(await events(ann.client, 2), [{ type: 'join', id: 'ben', name: 'ben' }, { type: 'join', id: 'cat', name: 'cat' }])
+    t.same(await b.app.websocket.cluster.subscriberCount(topic), { instances: 3, sockets: 3 }, `${topic}: count`)
+    t.same(await c.app.websocket.cluster.disconnect({ member: 'ben' }, 4001), { instances: 3, sockets: 1 }, `${topic}: kick`)
+    t.equal((await ben.client.waitClose()).code, 4001)
+    t.same(await events(ann.client, 1), [{ type: 'leave', id: 'ben', name: 'ben' }])
+    ann.client.ws.close()
+    cat.client.ws.close()
+  }
 })
