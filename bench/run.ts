@@ -15,6 +15,8 @@
  *                        before and now echo binary and text messages (JSON documents), now+subscribers binary,
  *                        now+json text (it refuses binary: the ratio of its text echo to before's is what parsing,
  *                        validating and re-serialising cost). Msg/s and server CPU per message, ratios to before
+ *                        presence (about 20 s; bench/presence.ts): one topic with 10,000 members over two instances
+ *                        through Redis: memory per member in Redis and in the process, the join storm, listing them
  *                        recovery (about 15 s; bench/recovery.ts): a topic with history against one without through
  *                        Redis, the resume of 1,000 missed messages, a history topic's memory in the LocalBroker
  *   --baseline REF       the git ref `before` is built from (default 61a8f72, the commit before the observability
@@ -41,6 +43,7 @@ import { FD_LIMIT, PINNING } from './launch.js'
 import { LoadClient } from './load.js'
 import { measureIdleMemory } from './memory.js'
 import { runOverhead } from './overhead.js'
+import { renderPresence, runPresence } from './presence.js'
 import { renderRecovery, runRecovery } from './recovery.js'
 import { describeMachine } from './proc.js'
 import { profileServer } from './profile.js'
@@ -95,7 +98,7 @@ const FANOUT_CASES: Array<[subscribers: number, size: number]> = [[100, 16], [10
 const FANOUT_WINDOW = 16
 /** The case run through Redis: the middle one. */
 const REDIS_CASE = FANOUT_CASES[1]
-const CASES = ['echo', 'fanout', 'redis', 'h2', 'overhead', 'recovery']
+const CASES = ['echo', 'fanout', 'redis', 'h2', 'overhead', 'recovery', 'presence']
 const DEFAULT_CASES = ['echo', 'fanout', 'redis', 'recovery']
 /** --cases overhead: the echo sizes. */
 const OVERHEAD_SIZES = [16, 1024]
@@ -120,7 +123,7 @@ const wanted = options.servers?.split(',').map((name) => name.trim())
 const chosen = (specs: ServerSpec[]): ServerSpec[] => specs.filter((spec) => wanted === undefined || wanted.includes(spec.name))
 const servers = cases.includes('echo') ? chosen(SERVERS) : []
 const fanoutServers = cases.includes('fanout') ? chosen(FANOUT_SERVERS) : []
-if (servers.length + fanoutServers.length === 0 && !['redis', 'h2', 'overhead', 'recovery'].some((name) => cases.includes(name))) {
+if (servers.length + fanoutServers.length === 0 && !['redis', 'h2', 'overhead', 'recovery', 'presence'].some((name) => cases.includes(name))) {
   throw new Error(`--servers: none of ${SERVERS.map((s) => s.name).join(', ')}`)
 }
 
@@ -336,6 +339,10 @@ process.stdout.write('\n' + render(results) + '\n')
 if (cases.includes('recovery')) {
   const missing = redisMissing()
   process.stdout.write('\n' + (missing === null ? renderRecovery(await runRecovery(quick ? 2 : 4, quick ? 10 : 30, log)) : `Topics with history: skipped: ${missing}`) + '\n')
+}
+if (cases.includes('presence')) {
+  const missing = redisMissing()
+  process.stdout.write('\n' + (missing === null ? renderPresence(await runPresence(log)) : `Presence: skipped: ${missing}`) + '\n')
 }
 
 const svg = chart(results, new Date(began))
