@@ -2,6 +2,8 @@
  * Chat example: an HTML page and a WebSocket route, /chat/:room, whose
  * sockets subscribe to the topic `room:<name>`; every message is published to
  * that topic, so it reaches every page of the room, the sender's included.
+ * Each page is present in its room (docs/presence-and-control.md) under its
+ * name: every page sees who is in the room, on every instance.
  *
  * Run with `npm start`. Environment:
  * - `PORT` (default 3000, 0 for any free one) and `HOST` (default 127.0.0.1);
@@ -15,11 +17,26 @@
  *   self-signed for localhost by the openssl CLI (the browser warns once). SIGINT and SIGTERM
  * close the app: open pages get 1001 (Going Away) and reconnect.
  *
- * The wire, JSON text messages. Page to server: `{ name, text }`. Server to
- * page: `{ type: 'welcome', id, instance, port, room, recovered, pos }` once,
- * then `{ type: 'message', from, name, text, at, pos }` per message (`from`:
- * the sender's connection id, as in its welcome; `at`: ms since the epoch;
- * `pos`: the message's position in the room, a string such as `42.Qm9yaXM`).
+ * The wire, JSON text messages. The WebSocket URL takes `?name=<name>`, the
+ * name the page shows: trimmed, 1 to MAX_NAME characters (UTF-16 code units,
+ * as in the page's messages); missing or blank, the page is `anonymous`; a
+ * longer one is refused with 400 before the upgrade. Page to server:
+ * `{ name, text }`. Server to page: `{ type: 'welcome', id, instance, port,
+ * room, recovered, pos }` once, first; `{ type: 'message', from, name, text,
+ * at, pos }` per message (`from`: the sender's connection id, as in its
+ * welcome; `at`: ms since the epoch; `pos`: the message's position in the
+ * room, a string such as `42.Qm9yaXM`).
+ *
+ * Presence: a member of a room is a name, on every instance: two pages with
+ * one name are one member, which joins with the first and leaves with the
+ * last. After the welcome, the server sends `{ type: 'presence', members:
+ * [{ id, name }] }` once: every member of the room now, the new page's
+ * included, one entry each (`id`: the member's id, which is its name). Then
+ * `{ type: 'join', id, name }` and `{ type: 'leave', id, name }` as members
+ * come and go, each once, in order, none of them already in `members`. The
+ * room's messages keep their own order but are not ordered with these: a
+ * resume's replay (below) and messages published meanwhile may come before
+ * the presence message.
  *
  * Rooms resume (docs/recovery.md): each keeps its last 1,000 messages for 10
  * minutes. The WebSocket URL takes `?since=<pos>`, the last `pos` the page
@@ -46,7 +63,7 @@ import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import fastifyRfc6455, { type Broker, CloseCode, formatPosition, type Position, type TopicHistory, type WebSocket } from 'fastify-rfc6455'
+import fastifyRfc6455, { type Broker, CloseCode, formatPosition, type Position, type PresenceEvent, type TopicHistory, type WebSocket } from 'fastify-rfc6455'
 import { certificateFromEnv } from '../tls.js'
 
 const page = await readFile(new URL('./index.html', import.meta.url), 'utf8')
@@ -69,6 +86,8 @@ export const MAX_NAME = 40
 export const MAX_TEXT = 1000
 /** Longest room name, in characters (code points, as JSON Schema's `maxLength` counts them). */
 export const MAX_ROOM = 64
+/** The name of a page that connects without one (`?name=` missing or blank). */
+const ANONYMOUS = 'anonymous'
 /** Bytes of one message from a page: the JSON of the longest name and text, escapes included, fits. */
 const MAX_MESSAGE_BYTES = 8 * 1024
 /** The chat's WebSocket route. */
@@ -113,7 +132,7 @@ export interface StatsSample {
   open: number
   /** Messages received from chat pages. */
   messagesIn: number
-  /** Messages sent to chat pages: welcomes, and each published message once per page of its room. */
+  /** Messages sent to chat pages: welcomes, presence messages, and each published message, join and leave once per page of its room. */
   messagesOut: number
 }
 
@@ -141,6 +160,27 @@ export function parseSaid (data: string): Said | null {
   const said = { name: name.trim(), text: text.trim() }
   if (said.name.length === 0 || said.name.length > MAX_NAME || said.text.length === 0 || said.text.length > MAX_TEXT) return null
   return said
+}
+
+/**
+ * The name a page connects as, from its `?name=`: trimmed, `anonymous` when
+ * missing or blank; null when longer than MAX_NAME (counted as parseSaid
+ * counts a message's name).
+ */
+function connectedName (name: string | undefined): string | null {
+  const trimmed = (name ?? '').trim()
+  if (trimmed.length > MAX_NAME) return null
+  return trimmed === '' ? ANONYMOUS : trimmed
+}
+
+/** A member's info, as the chat tracks it: its name. */
+interface MemberInfo {
+  name: string
+}
+
+/** The wire of a join or leave: `{ type, id, name }`, built once per event on each instance. */
+function encodePresence (event: PresenceEvent): string {
+  return JSON.stringify({ type: event.type, id: event.id, name: (event.info as MemberInfo).name })
 }
 
 /**
@@ -180,7 +220,8 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
     perMessageDeflate: true,
     heartbeatInterval: 30_000,
     broker: options.broker,
-    history: (topic) => topic.startsWith('room:') ? roomHistory : null
+    history: (topic) => topic.startsWith('room:') ? roomHistory : null,
+    presence: { encode: encodePresence }
   })
 
   app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').send(page))
@@ -194,7 +235,7 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
   // The schema runs before the 101: a room name out of bounds gets 400 over plain HTTP.
   const schema = {
     params: { type: 'object', properties: { room: { type: 'string', minLength: 1, maxLength: MAX_ROOM } } },
-    querystring: { type: 'object', properties: { since: { type: 'string', maxLength: 100 } } }
+    querystring: { type: 'object', properties: { since: { type: 'string', maxLength: 100 }, name: { type: 'string' } } }
   }
   const refuseRoom = async (request: FastifyRequest<{ Params: { room: string } }>, reply: FastifyReply) => {
     if (FORBIDDEN_IN_ROOM.test(request.params.room)) {
@@ -206,9 +247,18 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
       })
     }
   }
-  app.get<{ Params: { room: string }, Querystring: { since?: string } }>(CHAT_ROUTE, { ws: { perMessageDeflate: { serverNoContextTakeover: true } }, schema, preValidation: refuseRoom }, async (socket, request) => {
+  // After the schema, which makes `name` one string: its length is counted as the page's messages' names are.
+  const refuseName = async (request: FastifyRequest<{ Querystring: { name?: string } }>, reply: FastifyReply) => {
+    if (connectedName(request.query.name) === null) {
+      return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: `a name is at most ${MAX_NAME} characters` })
+    }
+  }
+  app.get<{ Params: { room: string }, Querystring: { since?: string, name?: string } }>(CHAT_ROUTE, {
+    ws: { perMessageDeflate: { serverNoContextTakeover: true } }, schema, preValidation: refuseRoom, preHandler: refuseName
+  }, async (socket, request) => {
     const { room } = request.params
     const topic = `room:${room}`
+    const name = connectedName(request.query.name)!
     const id = randomUUID()
     // The page's messages that arrive meanwhile wait in the socket until the listener below.
     let resumed
@@ -230,6 +280,16 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
       if (said === null) return socket.close(CloseCode.PolicyViolation, `expected JSON {"name", "text"} of 1 to ${MAX_NAME} and 1 to ${MAX_TEXT} characters`)
       app.websocket.publish(topic, JSON.stringify({ type: 'message', from: id, name: said.name, text: said.text, at: Date.now() }))
     })
+    // The page is a member under its name; it gets the members, itself included, then the joins and leaves after them.
+    let members
+    try {
+      await socket.track(topic, name, { name } satisfies MemberInfo)
+      members = await socket.subscribePresence(topic)
+    } catch (err) {
+      request.log.warn({ err }, 'the room\'s presence is unavailable: the page is asked to come back')
+      return socket.close(CloseCode.TryAgainLater, 'room presence unavailable, try again')
+    }
+    socket.send(JSON.stringify({ type: 'presence', members: members.map((member) => ({ id: member.id, name: (member.info as MemberInfo).name })) }))
   })
 
   // The stats feed. Its topic names this instance: through a broker, another

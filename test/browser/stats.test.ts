@@ -72,8 +72,9 @@ test('stats: uPlot from the package, and a feed of chat samples that leaves its 
   t.same(idle, { t: idle.t, open: 0, messagesIn: 0, messagesOut: 0 },
     'a sample a second: with only the feed open, no open socket and no message (the history it was sent does not count)')
 
+  // Two anonymous pages: one member, so no join; each gets the welcome and the presence message.
   const chat = [await harness.client('/chat/s'), await harness.client('/chat/s')]
-  for (const client of chat) await client.nextMessage()
+  for (const client of chat) for (let i = 0; i < 2; i++) await client.nextMessage()
   for (const text of ['one', 'two', 'three']) chat[0].send(JSON.stringify({ name: 'ann', text }))
   for (const client of chat) for (let i = 0; i < 3; i++) await client.nextMessage()
   // Every message was counted before the pages got it: a sample taken from now on counts them all.
@@ -81,7 +82,8 @@ test('stats: uPlot from the package, and a feed of chat samples that leaves its 
   const seen = await samplesUntil(feed, (sample) => sample.t > relayed)
   t.equal(seen.at(-1)!.open, 2, 'the samples count the 2 chat sockets, not the feed')
   t.equal(sum(seen.map((sample) => sample.messagesIn)), 3, 'the 3 messages a page sent')
-  t.equal(sum(seen.map((sample) => sample.messagesOut)), 2 + 2 * 3, 'and the 2 welcomes and 3 messages to each of 2 pages the server sent')
+  t.equal(sum(seen.map((sample) => sample.messagesOut)), 2 * 2 + 2 * 3,
+    'and the 2 welcomes, 2 presence messages and 3 messages to each of 2 pages the server sent')
   t.ok(seen.every((sample, i) => sample.t > (i === 0 ? idle : seen[i - 1]).t), 'one after the other')
 
   const late = await harness.client('/stats/feed')
@@ -139,8 +141,9 @@ test('stats page: two charts at 375 px that follow the chat\'s sockets and messa
   await chartsShow(page, 'charts.open.data[1].at(-1) === 0 && charts.open.data[0].length >= 2')
   t.pass('once the chat page has gone, the open sockets chart shows 0: this page\'s own feed is not counted')
 
+  // Anonymous pages: each gets the welcome and the presence message, no join.
   const chat = [await harness.client('/chat/s'), await harness.client('/chat/s'), await harness.client('/chat/t')]
-  for (const client of chat) await client.nextMessage()
+  for (const client of chat) for (let i = 0; i < 2; i++) await client.nextMessage()
   await chartsShow(page, 'charts.open.data[1].at(-1) === 3')
   t.equal(await page.locator('#open-now').textContent(), '3', 'the open sockets chart and its figure show the 3 chat sockets opened from Node')
 
