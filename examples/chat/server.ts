@@ -11,6 +11,8 @@
  *   instance started with the same Redis (the Redis broker);
  * - `REDIS_CLUSTER=host:port,host:port`: the same through a Redis Cluster.
  * Without either it runs alone and loads no Redis client.
+ * - `CHAT_ADMIN_TOKEN`: the bearer token of `POST /chat/:room/kick` (below);
+ *   without it that route does not exist (404).
  * - `HTTP2=1`: serve HTTPS, HTTP/2 and HTTP/1.1 by ALPN: a browser then loads
  *   the page and opens its WebSocket on one HTTP/2 connection (RFC 8441). The
  *   certificate is read from `TLS_CERT` and `TLS_KEY` (PEM files), or made
@@ -49,6 +51,13 @@
  * newline...) or a bidirectional override (U+202A-U+202E, U+2066-U+2069) is
  * refused with 400.
  *
+ * `POST /chat/:room/kick` with `Authorization: Bearer <CHAT_ADMIN_TOKEN>`
+ * and the JSON body `{ "name": "..." }` closes every page of that name in
+ * the room, on every instance, with close code 4001 (KICKED_CODE), and
+ * answers `{ instances, sockets }`: how many instances answered and pages
+ * were closed. The page then says it was removed and does not reconnect.
+ * A wrong or missing token gets 401, a body that is not such an object 400.
+ *
  * `/stats` is a page that charts, live, this instance's open chat sockets and
  * chat messages per second over the last 5 minutes (uPlot, served from the
  * `uplot` package under /vendor/). Its WebSocket, /stats/feed, subscribes to
@@ -58,7 +67,7 @@
  * port, samples }` once (the last STATS_HISTORY samples, oldest first), then
  * `{ type: 'sample', ...sample }` each second (see StatsSample).
  */
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
@@ -88,6 +97,8 @@ export const MAX_TEXT = 1000
 export const MAX_ROOM = 64
 /** The name of a page that connects without one (`?name=` missing or blank). */
 const ANONYMOUS = 'anonymous'
+/** The close code of the pages that `POST /chat/:room/kick` removes from their room: they do not reconnect. */
+export const KICKED_CODE = 4001
 /** Bytes of one message from a page: the JSON of the longest name and text, escapes included, fits. */
 const MAX_MESSAGE_BYTES = 8 * 1024
 /** The chat's WebSocket route. */
@@ -184,6 +195,17 @@ function encodePresence (event: PresenceEvent): string {
 }
 
 /**
+ * Whether `authorization` (the header) is `Bearer <token>`. The tokens are
+ * compared in constant time, as SHA-256 digests: buffers of one length
+ * whatever the length of what was sent.
+ */
+function isBearer (authorization: string | undefined, token: string): boolean {
+  const given = /^Bearer +(.+)$/i.exec(authorization ?? '')?.[1] ?? ''
+  const digest = (value: string): Buffer => createHash('sha256').update(value).digest()
+  return timingSafeEqual(digest(given), digest(token))
+}
+
+/**
  * The broker that `REDIS_URL` or `REDIS_CLUSTER` (comma-separated
  * `host:port` of some nodes) asks for, or undefined (this instance alone)
  * without either. The Redis broker, and with it the `redis` package, is
@@ -204,9 +226,11 @@ export async function brokerFromEnv (env: NodeJS.ProcessEnv = process.env): Prom
  * Builds the chat app. `broker`: see brokerFromEnv (default: this instance
  * alone). `instance`: the name the page shows for this instance (default: a
  * random one). `https`: a certificate and key to serve HTTPS with HTTP/2 and
- * HTTP/1.1 (default: plain HTTP/1.1).
+ * HTTP/1.1 (default: plain HTTP/1.1). `adminToken`: the bearer token of
+ * `POST /chat/:room/kick` (`npm start` takes CHAT_ADMIN_TOKEN); without it,
+ * or empty, the route is not registered.
  */
-export async function buildChatApp (options: { logger?: boolean, broker?: Broker, instance?: string, https?: { cert: Buffer, key: Buffer } } = {}): Promise<FastifyInstance> {
+export async function buildChatApp (options: { logger?: boolean, broker?: Broker, instance?: string, https?: { cert: Buffer, key: Buffer }, adminToken?: string } = {}): Promise<FastifyInstance> {
   const logger = options.logger ?? false
   // Routes are declared the same way on both kinds of server: one type serves below.
   const app = (options.https !== undefined
@@ -292,6 +316,27 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
     socket.send(JSON.stringify({ type: 'presence', members: members.map((member) => ({ id: member.id, name: (member.info as MemberInfo).name })) }))
   })
 
+  const adminToken = options.adminToken
+  if (adminToken !== undefined && adminToken !== '') {
+    const unauthorized = async (request: FastifyRequest, reply: FastifyReply) => {
+      if (!isBearer(request.headers.authorization, adminToken)) {
+        return reply.code(401).header('www-authenticate', 'Bearer').send({ statusCode: 401, error: 'Unauthorized', message: 'Authorization: Bearer <CHAT_ADMIN_TOKEN> required' })
+      }
+    }
+    const kickSchema = {
+      params: schema.params,
+      body: { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: MAX_NAME } } }
+    }
+    // The token is checked first: a request without it learns nothing of what the route takes.
+    app.post<{ Params: { room: string }, Body: { name: string } }>('/chat/:room/kick', { schema: kickSchema, onRequest: unauthorized }, async (request) => {
+      const { room } = request.params
+      const name = request.body.name.trim()
+      const closed = await app.websocket.cluster.disconnect({ member: name, topic: `room:${room}` }, KICKED_CODE, 'kicked')
+      request.log.info({ room, name, ...closed }, 'kicked out of the room')
+      return closed
+    })
+  }
+
   // The stats feed. Its topic names this instance: through a broker, another
   // instance's samples would otherwise reach this instance's pages.
   const statsTopic = `stats:${instance}`
@@ -339,7 +384,7 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const https = process.env.HTTP2 === '1' ? certificateFromEnv() : undefined
-  const app = await buildChatApp({ logger: true, broker: await brokerFromEnv(), https })
+  const app = await buildChatApp({ logger: true, broker: await brokerFromEnv(), https, adminToken: process.env.CHAT_ADMIN_TOKEN })
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     // Once: a second signal ends the process at once if closing hangs.
     process.once(signal, () => {

@@ -1,16 +1,17 @@
 /**
  * The chat example's server without a browser: what it accepts from a page
  * and relays (undici's WebSocket as the page), who is in a room (presence,
- * on every instance of a real redis-server), and `npm start`'s process
- * closing on SIGINT and SIGTERM with 1001 for the open pages. Needs
- * `npm run build` (the example imports the package by name, from dist/).
+ * on every instance of a real redis-server), kicking a name out of a room,
+ * and `npm start`'s process closing on SIGINT and SIGTERM with 1001 for the
+ * open pages. Needs `npm run build` (the example imports the package by
+ * name, from dist/).
  */
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { test, type Test } from 'tap'
-import { buildChatApp, MAX_NAME, MAX_ROOM, MAX_TEXT } from '../../examples/chat/server.js'
+import { buildChatApp, KICKED_CODE, MAX_NAME, MAX_ROOM, MAX_TEXT } from '../../examples/chat/server.js'
 import { RedisBroker } from '../../lib/pubsub/redis.js'
 import { start, TestClient, withTimeout, type Harness } from '../integration/helpers.js'
 import { skipWithoutRedis, startRedis, subscriberCounts, waitFor } from '../support/redis.js'
@@ -52,13 +53,13 @@ function sortById (members: Member[]): Member[] {
   return [...members].sort((a, b) => a.id.localeCompare(b.id))
 }
 
-/** `count` chat instances on one redis-server, each with its harness. */
-async function instances (t: Test, count: number): Promise<{ apps: FastifyInstance[], harnesses: Harness[] }> {
+/** `count` chat instances, `adminToken` given, on one redis-server, each with its harness. */
+async function instances (t: Test, count: number, adminToken?: string): Promise<{ apps: FastifyInstance[], harnesses: Harness[] }> {
   const redis = await startRedis(t)
   const apps: FastifyInstance[] = []
   const harnesses: Harness[] = []
   for (let i = 0; i < count; i++) {
-    apps.push(await buildChatApp({ instance: `i${i}`, broker: new RedisBroker({ url: redis.url, closeTimeout: 200 }) }))
+    apps.push(await buildChatApp({ instance: `i${i}`, adminToken, broker: new RedisBroker({ url: redis.url, closeTimeout: 200 }) }))
     harnesses.push(await start(t, apps[i]))
   }
   return { apps, harnesses }
@@ -175,6 +176,61 @@ test('chat server: a resumed page gets the welcome first, then the replay and th
   t.same(await next(writer.client), { type: 'join', id: 'bob', name: 'bob' })
 })
 
+const TOKEN = 'kick-token-0123456789'
+
+/** POST /chat/:room/kick on the server at `base` (http://host:port) with `headers` and `body` (JSON). */
+async function kick (base: string, room: string, headers: Record<string, string>, body: unknown): Promise<{ status: number, headers: Headers, body: unknown }> {
+  const response = await fetch(`${base}/chat/${encodeURIComponent(room)}/kick`, {
+    method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body)
+  })
+  return { status: response.status, headers: response.headers, body: await response.json() }
+}
+
+test('chat server: POST /chat/:room/kick closes every page of a name in the room, on every instance, with 4001', { skip: skipWithoutRedis }, async (t) => {
+  const { harnesses: [a, b, c] } = await instances(t, 3, TOKEN)
+  const bobs = [await join(a, 'k', 'bob'), await join(b, 'k', 'bob')]
+  const ann = await join(c, 'k', 'ann')
+  const bobElsewhere = await join(c, 'other', 'bob')
+  const auth = { authorization: `Bearer ${TOKEN}` }
+
+  for (const [what, headers] of [
+    ['no Authorization', {}],
+    ['a wrong token', { authorization: `Bearer ${TOKEN.slice(0, -1)}x` }],
+    ['a shorter token', { authorization: 'Bearer kick' }],
+    ['another scheme', { authorization: `Basic ${TOKEN}` }]
+  ] as const) {
+    const answer = await kick(c.httpUrl(''), 'k', headers, { name: 'bob' })
+    t.equal(answer.status, 401, `${what}: 401`)
+    t.equal(answer.headers.get('www-authenticate'), 'Bearer')
+  }
+  t.equal((await kick(c.httpUrl(''), 'k', {}, {})).status, 401, 'a bad body without the token: 401, not 400')
+  for (const [what, body] of [['no name', {}], ['an empty name', { name: '' }], ['a name that is not a string', { name: { first: 'bob' } }],
+    [`a name over ${MAX_NAME} characters`, { name: 'n'.repeat(MAX_NAME + 1) }]] as const) {
+    t.equal((await kick(c.httpUrl(''), 'k', auth, body)).status, 400, `${what}: 400`)
+  }
+  t.equal((await kick(c.httpUrl(''), 'r'.repeat(MAX_ROOM + 1), auth, { name: 'bob' })).status, 400, 'a room name out of bounds: 400')
+  t.equal(bobs[0].client.ws.readyState, 1, 'none of them closed a page')
+
+  const answer = await kick(c.httpUrl(''), 'k', { authorization: `bearer ${TOKEN}` }, { name: ' bob ' })
+  t.same(answer, { status: 200, headers: answer.headers, body: { instances: 3, sockets: 2 } }, 'both pages of bob, on the two other instances')
+  for (const bob of bobs) t.same(await bob.client.waitClose(), { code: KICKED_CODE, reason: 'kicked', wasClean: true }, 'closed with 4001')
+  t.same(await next(ann.client), { type: 'leave', id: 'bob', name: 'bob' }, 'the room sees bob leave')
+  const carol = await join(a, 'k', 'carol')
+  t.same(carol.members.map((member) => member.id), ['ann', 'carol'])
+  t.same(await next(ann.client), { type: 'join', id: 'carol', name: 'carol' }, 'once')
+  t.equal(bobElsewhere.client.ws.readyState, 1, 'bob in another room stays')
+  t.same((await kick(c.httpUrl(''), 'k', auth, { name: 'bob' })).body, { instances: 3, sockets: 0 }, 'a name not in the room: no page closed')
+})
+
+test('chat server: without an admin token (CHAT_ADMIN_TOKEN) there is no kick route', async (t) => {
+  for (const adminToken of [undefined, '']) {
+    const harness = await start(t, await buildChatApp({ adminToken }))
+    const { client } = await join(harness, 'k', 'bob')
+    t.equal((await kick(harness.httpUrl(''), 'k', { authorization: 'Bearer ' }, { name: 'bob' })).status, 404, `adminToken ${JSON.stringify(adminToken)}: 404`)
+    t.equal(client.ws.readyState, 1)
+  }
+})
+
 /**
  * Runs the example as `npm start` does (tsx, PORT=0) with `env` added, and
  * resolves with its port once it listens and a promise of its exit code.
@@ -208,6 +264,17 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     t.equal(await withTimeout(example.exited, 'the process to exit', 10_000), 0, 'the process exits 0 by itself')
   })
 }
+
+test('npm start with CHAT_ADMIN_TOKEN: the kick route takes that token', async (t) => {
+  const example = await startExample(t, { CHAT_ADMIN_TOKEN: TOKEN })
+  const page = await TestClient.open(`ws://127.0.0.1:${example.port}${chatPath('lobby', 'zed')}`)
+  t.match(await next(page), { type: 'welcome', port: example.port })
+  t.same(await next(page), { type: 'presence', members: [{ id: 'zed', name: 'zed' }] }, 'a page joined as zed')
+  const base = `http://127.0.0.1:${example.port}`
+  t.equal((await kick(base, 'lobby', { authorization: 'Bearer another' }, { name: 'zed' })).status, 401, 'another token: 401')
+  t.same((await kick(base, 'lobby', { authorization: `Bearer ${TOKEN}` }, { name: 'zed' })).body, { instances: 1, sockets: 1 }, 'CHAT_ADMIN_TOKEN: the page is kicked')
+  t.equal((await page.waitClose()).code, KICKED_CODE, 'with 4001')
+})
 
 test('npm start with REDIS_URL: rooms go through Redis, and SIGTERM closes the broker too', { skip: skipWithoutRedis }, async (t) => {
   const redis = await startRedis(t)
