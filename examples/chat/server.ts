@@ -58,14 +58,15 @@
  * were closed. The page then says it was removed and does not reconnect.
  * A wrong or missing token gets 401, a body that is not such an object 400.
  *
- * `/stats` is a page that charts, live, this instance's open chat sockets and
- * chat messages per second over the last 5 minutes (uPlot, served from the
- * `uplot` package under /vendor/). Its WebSocket, /stats/feed, subscribes to
- * the topic `stats:<instance>`, to which the server publishes a sample of
- * `app.websocket.stats()` each second. The feed's own sockets and samples
- * are left out of the figures. Server to page: `{ type: 'history', instance,
- * port, samples }` once (the last STATS_HISTORY samples, oldest first), then
- * `{ type: 'sample', ...sample }` each second (see StatsSample).
+ * `/stats` is a page that charts, live, this instance's open chat sockets
+ * (and those of every instance) and chat messages per second over the last
+ * 5 minutes (uPlot, served from the `uplot` package under /vendor/). Its
+ * WebSocket, /stats/feed, subscribes to the topic `stats:<instance>`, to
+ * which the server publishes a sample of `app.websocket.stats()` each
+ * second. The feed's own sockets and samples are left out of the figures.
+ * Server to page: `{ type: 'history', instance, port, samples }` once (the
+ * last STATS_HISTORY samples, oldest first), then `{ type: 'sample',
+ * ...sample }` each second (see StatsSample).
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
@@ -103,6 +104,8 @@ export const KICKED_CODE = 4001
 const MAX_MESSAGE_BYTES = 8 * 1024
 /** The chat's WebSocket route. */
 const CHAT_ROUTE = '/chat/:room'
+/** The topic every chat socket subscribes to, on which nothing is published: its subscribers on every instance are the chat's open sockets. */
+const ALL_CHATS = 'chat:all'
 /** Milliseconds between two stats samples. */
 const STATS_INTERVAL_MS = 1000
 /** Samples the stats feed keeps and sends a page on connect: 5 minutes of them. */
@@ -141,6 +144,13 @@ export interface StatsSample {
   t: number
   /** Open chat sockets. */
   open: number
+  /**
+   * Open chat sockets on every instance, this one included, as counted
+   * after the previous sample (`app.websocket.cluster.subscriberCount()`, at
+   * most one count a second): null until a count answered, or when the last
+   * one failed.
+   */
+  clusterOpen: number | null
   /** Messages received from chat pages. */
   messagesIn: number
   /** Messages sent to chat pages: welcomes, presence messages, and each published message, join and leave once per page of its room. */
@@ -284,6 +294,7 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
     const topic = `room:${room}`
     const name = connectedName(request.query.name)!
     const id = randomUUID()
+    socket.subscribe(ALL_CHATS)
     // The page's messages that arrive meanwhile wait in the socket until the listener below.
     let resumed
     try {
@@ -344,7 +355,7 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
   // Messages of the feed's closed sockets, taken out of the app's totals as those of the open ones.
   const closedFeeds = { messagesIn: 0, messagesOut: 0 }
   /** The chat's open sockets now, and its messages each way since the app started. */
-  const chatNow = (): Omit<StatsSample, 't'> => {
+  const chatNow = (): Omit<StatsSample, 't' | 'clusterOpen'> => {
     const stats = app.websocket.stats()
     const now = { open: stats.routes[CHAT_ROUTE] ?? 0, messagesIn: stats.messagesIn - closedFeeds.messagesIn, messagesOut: stats.messagesOut - closedFeeds.messagesOut }
     for (const feed of feeds) {
@@ -353,6 +364,23 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
     }
     return now
   }
+  // The chat's sockets on every instance, counted after each sample for the next one: one count at a time, at most one a second.
+  let clusterOpen: number | null = null
+  let counting = false
+  let countFailed = false
+  const countCluster = () => {
+    if (counting) return
+    counting = true
+    app.websocket.cluster.subscriberCount(ALL_CHATS).then(({ sockets }) => {
+      clusterOpen = sockets
+      countFailed = false
+    }, (err: unknown) => {
+      clusterOpen = null
+      if (!countFailed) app.log.warn({ err }, 'stats: the chat sockets of every instance could not be counted (logged once until a count succeeds)')
+      countFailed = true
+    }).finally(() => { counting = false })
+  }
+  countCluster()
   const history: StatsSample[] = []
   let previous = chatNow()
   const sampler = setInterval(() => {
@@ -360,6 +388,7 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
     const sample: StatsSample = {
       t: Date.now(),
       open: now.open,
+      clusterOpen,
       messagesIn: now.messagesIn - previous.messagesIn,
       messagesOut: now.messagesOut - previous.messagesOut
     }
@@ -367,6 +396,7 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
     history.push(sample)
     if (history.length > STATS_HISTORY) history.shift()
     if (app.websocket.subscriberCount(statsTopic) > 0) app.websocket.publish(statsTopic, JSON.stringify({ type: 'sample', ...sample }))
+    countCluster()
   }, STATS_INTERVAL_MS).unref()
   app.addHook('onClose', async () => clearInterval(sampler))
   app.get('/stats/feed', { ws: true }, (socket, request) => {
