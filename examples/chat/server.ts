@@ -2,6 +2,8 @@
  * Chat example: an HTML page and a WebSocket route, /chat/:room, whose
  * sockets subscribe to the topic `room:<name>`; every message is published to
  * that topic, so it reaches every page of the room, the sender's included.
+ * Each page is present in its room (docs/presence-and-control.md) under its
+ * name: every page sees who is in the room, on every instance.
  *
  * Run with `npm start`. Environment:
  * - `PORT` (default 3000, 0 for any free one) and `HOST` (default 127.0.0.1);
@@ -9,17 +11,34 @@
  *   instance started with the same Redis (the Redis broker);
  * - `REDIS_CLUSTER=host:port,host:port`: the same through a Redis Cluster.
  * Without either it runs alone and loads no Redis client.
+ * - `CHAT_ADMIN_TOKEN`: the bearer token of `POST /chat/:room/kick` (below);
+ *   without it that route does not exist (404).
  * - `HTTP2=1`: serve HTTPS, HTTP/2 and HTTP/1.1 by ALPN: a browser then loads
  *   the page and opens its WebSocket on one HTTP/2 connection (RFC 8441). The
  *   certificate is read from `TLS_CERT` and `TLS_KEY` (PEM files), or made
  *   self-signed for localhost by the openssl CLI (the browser warns once). SIGINT and SIGTERM
  * close the app: open pages get 1001 (Going Away) and reconnect.
  *
- * The wire, JSON text messages. Page to server: `{ name, text }`. Server to
- * page: `{ type: 'welcome', id, instance, port, room, recovered, pos }` once,
- * then `{ type: 'message', from, name, text, at, pos }` per message (`from`:
- * the sender's connection id, as in its welcome; `at`: ms since the epoch;
- * `pos`: the message's position in the room, a string such as `42.Qm9yaXM`).
+ * The wire, JSON text messages. The WebSocket URL takes `?name=<name>`, the
+ * name the page shows: trimmed, 1 to MAX_NAME characters (UTF-16 code units,
+ * as in the page's messages); missing or blank, the page is `anonymous`; a
+ * longer one is refused with 400 before the upgrade. Page to server:
+ * `{ name, text }`. Server to page: `{ type: 'welcome', id, instance, port,
+ * room, recovered, pos }` once, first; `{ type: 'message', from, name, text,
+ * at, pos }` per message (`from`: the sender's connection id, as in its
+ * welcome; `at`: ms since the epoch; `pos`: the message's position in the
+ * room, a string such as `42.Qm9yaXM`).
+ *
+ * Presence: a member of a room is a name, on every instance: two pages with
+ * one name are one member, which joins with the first and leaves with the
+ * last. After the welcome, the server sends `{ type: 'presence', members:
+ * [{ id, name }] }` once: every member of the room now, the new page's
+ * included, one entry each (`id`: the member's id, which is its name). Then
+ * `{ type: 'join', id, name }` and `{ type: 'leave', id, name }` as members
+ * come and go, each once, in order, none of them already in `members`. The
+ * room's messages keep their own order but are not ordered with these: a
+ * resume's replay (below) and messages published meanwhile may come before
+ * the presence message.
  *
  * Rooms resume (docs/recovery.md): each keeps its last 1,000 messages for 10
  * minutes. The WebSocket URL takes `?since=<pos>`, the last `pos` the page
@@ -32,21 +51,29 @@
  * newline...) or a bidirectional override (U+202A-U+202E, U+2066-U+2069) is
  * refused with 400.
  *
- * `/stats` is a page that charts, live, this instance's open chat sockets and
- * chat messages per second over the last 5 minutes (uPlot, served from the
- * `uplot` package under /vendor/). Its WebSocket, /stats/feed, subscribes to
- * the topic `stats:<instance>`, to which the server publishes a sample of
- * `app.websocket.stats()` each second. The feed's own sockets and samples
- * are left out of the figures. Server to page: `{ type: 'history', instance,
- * port, samples }` once (the last STATS_HISTORY samples, oldest first), then
- * `{ type: 'sample', ...sample }` each second (see StatsSample).
+ * `POST /chat/:room/kick` with `Authorization: Bearer <CHAT_ADMIN_TOKEN>`
+ * and the JSON body `{ "name": "..." }` closes every page of that name in
+ * the room, on every instance, with close code 4001 (KICKED_CODE), and
+ * answers `{ instances, sockets }`: how many instances answered and pages
+ * were closed. The page then says it was removed and does not reconnect.
+ * A wrong or missing token gets 401, a body that is not such an object 400.
+ *
+ * `/stats` is a page that charts, live, this instance's open chat sockets
+ * (and those of every instance) and chat messages per second over the last
+ * 5 minutes (uPlot, served from the `uplot` package under /vendor/). Its
+ * WebSocket, /stats/feed, subscribes to the topic `stats:<instance>`, to
+ * which the server publishes a sample of `app.websocket.stats()` each
+ * second. The feed's own sockets and samples are left out of the figures.
+ * Server to page: `{ type: 'history', instance, port, samples }` once (the
+ * last STATS_HISTORY samples, oldest first), then `{ type: 'sample',
+ * ...sample }` each second (see StatsSample).
  */
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import fastifyRfc6455, { type Broker, CloseCode, formatPosition, type Position, type TopicHistory, type WebSocket } from 'fastify-rfc6455'
+import fastifyRfc6455, { type Broker, CloseCode, formatPosition, type Position, type PresenceEvent, type TopicHistory, type WebSocket } from 'fastify-rfc6455'
 import { certificateFromEnv } from '../tls.js'
 
 const page = await readFile(new URL('./index.html', import.meta.url), 'utf8')
@@ -69,10 +96,16 @@ export const MAX_NAME = 40
 export const MAX_TEXT = 1000
 /** Longest room name, in characters (code points, as JSON Schema's `maxLength` counts them). */
 export const MAX_ROOM = 64
+/** The name of a page that connects without one (`?name=` missing or blank). */
+const ANONYMOUS = 'anonymous'
+/** The close code of the pages that `POST /chat/:room/kick` removes from their room: they do not reconnect. */
+export const KICKED_CODE = 4001
 /** Bytes of one message from a page: the JSON of the longest name and text, escapes included, fits. */
 const MAX_MESSAGE_BYTES = 8 * 1024
 /** The chat's WebSocket route. */
 const CHAT_ROUTE = '/chat/:room'
+/** The topic every chat socket subscribes to, on which nothing is published: its subscribers on every instance are the chat's open sockets. */
+const ALL_CHATS = 'chat:all'
 /** Milliseconds between two stats samples. */
 const STATS_INTERVAL_MS = 1000
 /** Samples the stats feed keeps and sends a page on connect: 5 minutes of them. */
@@ -111,9 +144,16 @@ export interface StatsSample {
   t: number
   /** Open chat sockets. */
   open: number
+  /**
+   * Open chat sockets on every instance, this one included, as counted
+   * after the previous sample (`app.websocket.cluster.subscriberCount()`, at
+   * most one count a second): null until a count answered, or when the last
+   * one failed.
+   */
+  clusterOpen: number | null
   /** Messages received from chat pages. */
   messagesIn: number
-  /** Messages sent to chat pages: welcomes, and each published message once per page of its room. */
+  /** Messages sent to chat pages: welcomes, presence messages, and each published message, join and leave once per page of its room. */
   messagesOut: number
 }
 
@@ -144,6 +184,38 @@ export function parseSaid (data: string): Said | null {
 }
 
 /**
+ * The name a page connects as, from its `?name=`: trimmed, `anonymous` when
+ * missing or blank; null when longer than MAX_NAME (counted as parseSaid
+ * counts a message's name).
+ */
+function connectedName (name: string | undefined): string | null {
+  const trimmed = (name ?? '').trim()
+  if (trimmed.length > MAX_NAME) return null
+  return trimmed === '' ? ANONYMOUS : trimmed
+}
+
+/** A member's info, as the chat tracks it: its name. */
+interface MemberInfo {
+  name: string
+}
+
+/** The wire of a join or leave: `{ type, id, name }`, built once per event on each instance. */
+function encodePresence (event: PresenceEvent): string {
+  return JSON.stringify({ type: event.type, id: event.id, name: (event.info as MemberInfo).name })
+}
+
+/**
+ * Whether `authorization` (the header) is `Bearer <token>`. The tokens are
+ * compared in constant time, as SHA-256 digests: buffers of one length
+ * whatever the length of what was sent.
+ */
+function isBearer (authorization: string | undefined, token: string): boolean {
+  const given = /^Bearer +(.+)$/i.exec(authorization ?? '')?.[1] ?? ''
+  const digest = (value: string): Buffer => createHash('sha256').update(value).digest()
+  return timingSafeEqual(digest(given), digest(token))
+}
+
+/**
  * The broker that `REDIS_URL` or `REDIS_CLUSTER` (comma-separated
  * `host:port` of some nodes) asks for, or undefined (this instance alone)
  * without either. The Redis broker, and with it the `redis` package, is
@@ -164,9 +236,11 @@ export async function brokerFromEnv (env: NodeJS.ProcessEnv = process.env): Prom
  * Builds the chat app. `broker`: see brokerFromEnv (default: this instance
  * alone). `instance`: the name the page shows for this instance (default: a
  * random one). `https`: a certificate and key to serve HTTPS with HTTP/2 and
- * HTTP/1.1 (default: plain HTTP/1.1).
+ * HTTP/1.1 (default: plain HTTP/1.1). `adminToken`: the bearer token of
+ * `POST /chat/:room/kick` (`npm start` takes CHAT_ADMIN_TOKEN); without it,
+ * or empty, the route is not registered.
  */
-export async function buildChatApp (options: { logger?: boolean, broker?: Broker, instance?: string, https?: { cert: Buffer, key: Buffer } } = {}): Promise<FastifyInstance> {
+export async function buildChatApp (options: { logger?: boolean, broker?: Broker, instance?: string, https?: { cert: Buffer, key: Buffer }, adminToken?: string } = {}): Promise<FastifyInstance> {
   const logger = options.logger ?? false
   // Routes are declared the same way on both kinds of server: one type serves below.
   const app = (options.https !== undefined
@@ -180,7 +254,8 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
     perMessageDeflate: true,
     heartbeatInterval: 30_000,
     broker: options.broker,
-    history: (topic) => topic.startsWith('room:') ? roomHistory : null
+    history: (topic) => topic.startsWith('room:') ? roomHistory : null,
+    presence: { encode: encodePresence }
   })
 
   app.get('/', (_request, reply) => reply.type('text/html; charset=utf-8').send(page))
@@ -194,7 +269,7 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
   // The schema runs before the 101: a room name out of bounds gets 400 over plain HTTP.
   const schema = {
     params: { type: 'object', properties: { room: { type: 'string', minLength: 1, maxLength: MAX_ROOM } } },
-    querystring: { type: 'object', properties: { since: { type: 'string', maxLength: 100 } } }
+    querystring: { type: 'object', properties: { since: { type: 'string', maxLength: 100 }, name: { type: 'string' } } }
   }
   const refuseRoom = async (request: FastifyRequest<{ Params: { room: string } }>, reply: FastifyReply) => {
     if (FORBIDDEN_IN_ROOM.test(request.params.room)) {
@@ -206,10 +281,20 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
       })
     }
   }
-  app.get<{ Params: { room: string }, Querystring: { since?: string } }>(CHAT_ROUTE, { ws: { perMessageDeflate: { serverNoContextTakeover: true } }, schema, preValidation: refuseRoom }, async (socket, request) => {
+  // After the schema, which makes `name` one string: its length is counted as the page's messages' names are.
+  const refuseName = async (request: FastifyRequest<{ Querystring: { name?: string } }>, reply: FastifyReply) => {
+    if (connectedName(request.query.name) === null) {
+      return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: `a name is at most ${MAX_NAME} characters` })
+    }
+  }
+  app.get<{ Params: { room: string }, Querystring: { since?: string, name?: string } }>(CHAT_ROUTE, {
+    ws: { perMessageDeflate: { serverNoContextTakeover: true } }, schema, preValidation: refuseRoom, preHandler: refuseName
+  }, async (socket, request) => {
     const { room } = request.params
     const topic = `room:${room}`
+    const name = connectedName(request.query.name)!
     const id = randomUUID()
+    socket.subscribe(ALL_CHATS)
     // The page's messages that arrive meanwhile wait in the socket until the listener below.
     let resumed
     try {
@@ -230,7 +315,38 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
       if (said === null) return socket.close(CloseCode.PolicyViolation, `expected JSON {"name", "text"} of 1 to ${MAX_NAME} and 1 to ${MAX_TEXT} characters`)
       app.websocket.publish(topic, JSON.stringify({ type: 'message', from: id, name: said.name, text: said.text, at: Date.now() }))
     })
+    // The page is a member under its name; it gets the members, itself included, then the joins and leaves after them.
+    let members
+    try {
+      await socket.track(topic, name, { name } satisfies MemberInfo)
+      members = await socket.subscribePresence(topic)
+    } catch (err) {
+      request.log.warn({ err }, 'the room\'s presence is unavailable: the page is asked to come back')
+      return socket.close(CloseCode.TryAgainLater, 'room presence unavailable, try again')
+    }
+    socket.send(JSON.stringify({ type: 'presence', members: members.map((member) => ({ id: member.id, name: (member.info as MemberInfo).name })) }))
   })
+
+  const adminToken = options.adminToken
+  if (adminToken !== undefined && adminToken !== '') {
+    const unauthorized = async (request: FastifyRequest, reply: FastifyReply) => {
+      if (!isBearer(request.headers.authorization, adminToken)) {
+        return reply.code(401).header('www-authenticate', 'Bearer').send({ statusCode: 401, error: 'Unauthorized', message: 'Authorization: Bearer <CHAT_ADMIN_TOKEN> required' })
+      }
+    }
+    const kickSchema = {
+      params: schema.params,
+      body: { type: 'object', required: ['name'], properties: { name: { type: 'string', minLength: 1, maxLength: MAX_NAME } } }
+    }
+    // The token is checked first: a request without it learns nothing of what the route takes.
+    app.post<{ Params: { room: string }, Body: { name: string } }>('/chat/:room/kick', { schema: kickSchema, onRequest: unauthorized }, async (request) => {
+      const { room } = request.params
+      const name = request.body.name.trim()
+      const closed = await app.websocket.cluster.disconnect({ member: name, topic: `room:${room}` }, KICKED_CODE, 'kicked')
+      request.log.info({ room, name, ...closed }, 'kicked out of the room')
+      return closed
+    })
+  }
 
   // The stats feed. Its topic names this instance: through a broker, another
   // instance's samples would otherwise reach this instance's pages.
@@ -239,7 +355,7 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
   // Messages of the feed's closed sockets, taken out of the app's totals as those of the open ones.
   const closedFeeds = { messagesIn: 0, messagesOut: 0 }
   /** The chat's open sockets now, and its messages each way since the app started. */
-  const chatNow = (): Omit<StatsSample, 't'> => {
+  const chatNow = (): Omit<StatsSample, 't' | 'clusterOpen'> => {
     const stats = app.websocket.stats()
     const now = { open: stats.routes[CHAT_ROUTE] ?? 0, messagesIn: stats.messagesIn - closedFeeds.messagesIn, messagesOut: stats.messagesOut - closedFeeds.messagesOut }
     for (const feed of feeds) {
@@ -248,6 +364,23 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
     }
     return now
   }
+  // The chat's sockets on every instance, counted after each sample for the next one: one count at a time, at most one a second.
+  let clusterOpen: number | null = null
+  let counting = false
+  let countFailed = false
+  const countCluster = () => {
+    if (counting) return
+    counting = true
+    app.websocket.cluster.subscriberCount(ALL_CHATS).then(({ sockets }) => {
+      clusterOpen = sockets
+      countFailed = false
+    }, (err: unknown) => {
+      clusterOpen = null
+      if (!countFailed) app.log.warn({ err }, 'stats: the chat sockets of every instance could not be counted (logged once until a count succeeds)')
+      countFailed = true
+    }).finally(() => { counting = false })
+  }
+  countCluster()
   const history: StatsSample[] = []
   let previous = chatNow()
   const sampler = setInterval(() => {
@@ -255,6 +388,7 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
     const sample: StatsSample = {
       t: Date.now(),
       open: now.open,
+      clusterOpen,
       messagesIn: now.messagesIn - previous.messagesIn,
       messagesOut: now.messagesOut - previous.messagesOut
     }
@@ -262,6 +396,7 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
     history.push(sample)
     if (history.length > STATS_HISTORY) history.shift()
     if (app.websocket.subscriberCount(statsTopic) > 0) app.websocket.publish(statsTopic, JSON.stringify({ type: 'sample', ...sample }))
+    countCluster()
   }, STATS_INTERVAL_MS).unref()
   app.addHook('onClose', async () => clearInterval(sampler))
   app.get('/stats/feed', { ws: true }, (socket, request) => {
@@ -279,7 +414,7 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const https = process.env.HTTP2 === '1' ? certificateFromEnv() : undefined
-  const app = await buildChatApp({ logger: true, broker: await brokerFromEnv(), https })
+  const app = await buildChatApp({ logger: true, broker: await brokerFromEnv(), https, adminToken: process.env.CHAT_ADMIN_TOKEN })
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     // Once: a second signal ends the process at once if closing hangs.
     process.once(signal, () => {

@@ -24,9 +24,13 @@ async function join (harness: Harness, room: string, since?: string): Promise<{ 
   return { client, welcome: JSON.parse(await client.nextMessage() as string) as Wire }
 }
 
+/** The next `count` room messages of `client`: its presence message, which may come before or among them, is left out. */
 async function next (client: TestClient, count: number): Promise<Wire[]> {
   const messages: Wire[] = []
-  for (let i = 0; i < count; i++) messages.push(JSON.parse(await client.nextMessage() as string) as Wire)
+  while (messages.length < count) {
+    const message = JSON.parse(await client.nextMessage() as string) as Wire
+    if (message.type !== 'presence') messages.push(message)
+  }
   return messages
 }
 

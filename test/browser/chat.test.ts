@@ -63,10 +63,10 @@ async function say (page: Page, text: string): Promise<void> {
   await page.locator('#send').click()
 }
 
-/** Waits until the page's message list shows `text`, then returns every message it shows. */
+/** Waits until the page's message list shows `text`, then returns every message it shows (not the join and leave lines). */
 async function shownAfter (page: Page, text: string): Promise<Shown[]> {
   await page.locator('#log li .text').getByText(text, { exact: true }).waitFor()
-  return page.locator('#log li').evaluateAll((items) => items.map((item) => ({
+  return page.locator('#log li:not(.presence)').evaluateAll((items) => items.map((item) => ({
     name: item.querySelector('.name')?.textContent ?? '',
     text: item.querySelector('.text')?.textContent ?? '',
     at: Date.parse(item.querySelector('time')?.dateTime ?? ''),

@@ -12,8 +12,10 @@ import { createRequire } from 'node:module'
 import { test } from 'tap'
 import type { Page } from 'playwright-core'
 import { buildChatApp, type StatsSample } from '../../examples/chat/server.js'
+import { RedisBroker } from '../../lib/pubsub/redis.js'
 import { closeApp } from '../support/app.js'
 import { launchChromium, PAGE_WAIT_MS, skipWithoutChromium } from '../support/chromium.js'
+import { skipWithoutRedis, startRedis } from '../support/redis.js'
 import { start, type TestClient } from '../integration/helpers.js'
 
 /** A phone's viewport, in CSS pixels. */
@@ -66,22 +68,26 @@ test('stats: uPlot from the package, and a feed of chat samples that leaves its 
   // The history holds the samples taken since the app started (one a second): none on a quiet machine, and on a busy one only idle ones.
   const history = await next(feed) as unknown as { type: string, instance: string, port: number, samples: StatsSample[] }
   t.same({ ...history, samples: [] }, { type: 'history', instance: 'test-1', port: harness.port, samples: [] }, 'a feed first gets the history')
-  t.same(history.samples.filter((sample) => sample.open !== 0 || sample.messagesIn !== 0 || sample.messagesOut !== 0), [],
+  t.same(history.samples.filter((sample) => sample.open !== 0 || sample.clusterOpen !== 0 || sample.messagesIn !== 0 || sample.messagesOut !== 0), [],
     `whose ${history.samples.length} samples, taken before any socket opened, are all idle`)
   const [idle] = await samplesUntil(feed, () => true)
-  t.same(idle, { t: idle.t, open: 0, messagesIn: 0, messagesOut: 0 },
+  t.same(idle, { t: idle.t, open: 0, clusterOpen: 0, messagesIn: 0, messagesOut: 0 },
     'a sample a second: with only the feed open, no open socket and no message (the history it was sent does not count)')
 
+  // Two anonymous pages: one member, so no join; each gets the welcome and the presence message.
   const chat = [await harness.client('/chat/s'), await harness.client('/chat/s')]
-  for (const client of chat) await client.nextMessage()
+  for (const client of chat) for (let i = 0; i < 2; i++) await client.nextMessage()
   for (const text of ['one', 'two', 'three']) chat[0].send(JSON.stringify({ name: 'ann', text }))
   for (const client of chat) for (let i = 0; i < 3; i++) await client.nextMessage()
   // Every message was counted before the pages got it: a sample taken from now on counts them all.
   const relayed = Date.now()
-  const seen = await samplesUntil(feed, (sample) => sample.t > relayed)
+  // The chat sockets of every instance are counted after a sample for the next one.
+  const seen = await samplesUntil(feed, (sample) => sample.t > relayed && sample.clusterOpen === 2)
   t.equal(seen.at(-1)!.open, 2, 'the samples count the 2 chat sockets, not the feed')
+  t.equal(seen.at(-1)!.clusterOpen, 2, 'on every instance too: this one alone')
   t.equal(sum(seen.map((sample) => sample.messagesIn)), 3, 'the 3 messages a page sent')
-  t.equal(sum(seen.map((sample) => sample.messagesOut)), 2 + 2 * 3, 'and the 2 welcomes and 3 messages to each of 2 pages the server sent')
+  t.equal(sum(seen.map((sample) => sample.messagesOut)), 2 * 2 + 2 * 3,
+    'and the 2 welcomes, 2 presence messages and 3 messages to each of 2 pages the server sent')
   t.ok(seen.every((sample, i) => sample.t > (i === 0 ? idle : seen[i - 1]).t), 'one after the other')
 
   const late = await harness.client('/stats/feed')
@@ -90,8 +96,23 @@ test('stats: uPlot from the package, and a feed of chat samples that leaves its 
   const from = samples.findIndex((sample) => sample.t === idle.t)
   t.same(samples.slice(from, from + seen.length + 1), [idle, ...seen], 'with the samples sent so far, oldest first')
   chat[0].ws.close()
-  await samplesUntil(late, (sample) => sample.open === 1)
-  t.pass('two feeds open, one chat socket closed: open goes down to 1')
+  await samplesUntil(late, (sample) => sample.open === 1 && sample.clusterOpen === 1)
+  t.pass('two feeds open, one chat socket closed: open and clusterOpen go down to 1')
+})
+
+test('stats: clusterOpen counts the chat sockets of every instance that shares the rooms', { skip: skipWithoutRedis }, async (t) => {
+  const redis = await startRedis(t)
+  const build = async (instance: string) => await start(t, await buildChatApp({ instance, broker: new RedisBroker({ url: redis.url, closeTimeout: 200 }) }))
+  const a = await build('a')
+  const b = await build('b')
+  const feed = await a.client('/stats/feed')
+  t.equal((await next(feed)).type, 'history', 'a feed on instance a')
+  const pages = [await a.client('/chat/x'), await b.client('/chat/x'), await b.client('/chat/y')]
+  await samplesUntil(feed, (sample) => sample.open === 1 && sample.clusterOpen === 3)
+  t.pass('instance a\'s samples: 1 chat socket of its own, 3 on both instances')
+  pages[2].ws.close()
+  await samplesUntil(feed, (sample) => sample.open === 1 && sample.clusterOpen === 2)
+  t.pass('one closed on instance b: 2')
 })
 
 /**
@@ -139,10 +160,12 @@ test('stats page: two charts at 375 px that follow the chat\'s sockets and messa
   await chartsShow(page, 'charts.open.data[1].at(-1) === 0 && charts.open.data[0].length >= 2')
   t.pass('once the chat page has gone, the open sockets chart shows 0: this page\'s own feed is not counted')
 
+  // Anonymous pages: each gets the welcome and the presence message, no join.
   const chat = [await harness.client('/chat/s'), await harness.client('/chat/s'), await harness.client('/chat/t')]
-  for (const client of chat) await client.nextMessage()
-  await chartsShow(page, 'charts.open.data[1].at(-1) === 3')
+  for (const client of chat) for (let i = 0; i < 2; i++) await client.nextMessage()
+  await chartsShow(page, 'charts.open.data[1].at(-1) === 3 && charts.open.data[2].at(-1) === 3')
   t.equal(await page.locator('#open-now').textContent(), '3', 'the open sockets chart and its figure show the 3 chat sockets opened from Node')
+  t.equal(await page.locator('#cluster-open-now').textContent(), '3', 'and those of every instance: this one alone')
 
   const before = (await chartData(page)).messages.slice(1).map(sum)
   for (const text of ['one', 'two', 'three', 'four']) chat[0].send(JSON.stringify({ name: 'ann', text }))
