@@ -112,7 +112,7 @@ async function startServer (fastify: FastifyInstance, options: FastifyRfc6455Opt
     ? null
     : new TopicHistories(historyOption(options.history, () => presence), broker.history!, serverOptions.maxRecovery!, fastify.log)
   const topics = new TopicTable(broker, serverOptions.maxPublishPayload!, histories)
-  if (options.presence !== undefined) presence = new PresenceTable(options.presence, broker.presence!, fastify.log, (topic) => topics.subscriberCount(topic))
+  if (options.presence !== undefined) presence = new PresenceTable(options.presence, broker.presence!, fastify.log, topics)
   const registry = new SocketRegistry(topics, presence, (fastify.initialConfig as { disableRequestLogging?: unknown }).disableRequestLogging !== true)
   const sockets = registry.sockets
   const cluster = new ClusterControl(broker.cluster, topics, presence, sockets)

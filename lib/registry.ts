@@ -82,7 +82,28 @@ export class SocketRegistry implements SocketOwner {
   }
 
   resume (socket: WebSocket, topic: string, subscribed: boolean, options: SubscribeOptions): Promise<Subscribed> {
-    return this.topics.resume(socket, topic, subscribed, options)
+    if (options.presence !== true) return this.topics.resume(socket, topic, subscribed, options)
+    return this.resumeWithPresence(socket, topic, subscribed, options)
+  }
+
+  /** A resume that also subscribes to the topic's presence: the replay and the events wait for both reads (SubscribeOptions.presence). */
+  private async resumeWithPresence (socket: WebSocket, topic: string, subscribed: boolean, options: SubscribeOptions): Promise<Subscribed> {
+    let presence: PresenceTable
+    try {
+      presence = this.withPresence()
+    } catch (err) {
+      if (subscribed) socket.unsubscribe(topic)
+      throw err
+    }
+    if (!subscribed) return { ...await this.topics.resume(socket, topic, subscribed, options), members: [] }
+    let open = (): void => {}
+    const gate = new Promise<void>((resolve) => { open = resolve })
+    try {
+      const [resumed, members] = await Promise.all([this.topics.resume(socket, topic, subscribed, options, gate), presence.subscribe(socket, topic, gate)])
+      return { ...resumed, members }
+    } finally {
+      open()
+    }
   }
 
   publish (topic: string, data: WebSocketData, options: SendOptions | undefined, from: WebSocket | undefined): number {

@@ -31,19 +31,18 @@
  *
  * Presence: a member of a room is a name, on every instance: two pages with
  * one name are one member, which joins with the first and leaves with the
- * last. After the welcome, the server sends `{ type: 'presence', members:
- * [{ id, name }] }` once: every member of the room now, the new page's
- * included, one entry each (`id`: the member's id, which is its name). Then
- * `{ type: 'join', id, name }` and `{ type: 'leave', id, name }` as members
- * come and go, each once, in order, none of them already in `members`. The
- * room's messages keep their own order but are not ordered with these: a
- * resume's replay (below) and messages published meanwhile may come before
- * the presence message.
+ * last. Right after the welcome, the server sends `{ type: 'presence',
+ * members: [{ id, name }] }` once: every member of the room now, the new
+ * page's included, one entry each (`id`: the member's id, which is its
+ * name). Then `{ type: 'join', id, name }` and `{ type: 'leave', id, name }`
+ * as members come and go, each once, in order, none of them already in
+ * `members`, among the room's messages (a resume's replay, below, comes
+ * after the presence message).
  *
  * Rooms resume (docs/recovery.md): each keeps its last 1,000 messages for 10
  * minutes. The WebSocket URL takes `?since=<pos>`, the last `pos` the page
- * saw: the messages after it then follow the welcome, once and in order,
- * before any live one, and the welcome says `recovered: true`. When they
+ * saw: the messages after it then follow the welcome and the presence
+ * message, once and in order, before any live one, and the welcome says `recovered: true`. When they
  * cannot all be given (too old, too many, Redis lost them), the welcome
  * says `recovered: false` and nothing is replayed: the page says so and
  * reloads the room. Its `pos` is the room's position now. Without `since`,
@@ -298,33 +297,26 @@ export async function buildChatApp (options: { logger?: boolean, broker?: Broker
     // The page's messages that arrive meanwhile wait in the socket until the listener below.
     let resumed
     try {
-      resumed = await socket.subscribe(topic, { since: request.query.since })
+      // The page is a member under its name; it gets the room's messages after `since` and the members, itself included.
+      await socket.track(topic, name, { name } satisfies MemberInfo)
+      resumed = await socket.subscribe(topic, { since: request.query.since, presence: true })
     } catch (err) {
-      request.log.warn({ err }, 'the room history is unavailable: the page is asked to come back')
-      return socket.close(CloseCode.TryAgainLater, 'room history unavailable, try again')
+      request.log.warn({ err }, 'the room is unavailable (its history or presence): the page is asked to come back')
+      return socket.close(CloseCode.TryAgainLater, 'room unavailable, try again')
     }
     // Closed meanwhile: nothing more to say.
     if (!resumed.subscribed) return
-    // Sent before the replayed messages, which the socket queues right after this.
+    // Both sent before the replayed messages, the joins and leaves, which the socket queues right after this.
     socket.send(JSON.stringify({
       type: 'welcome', id, instance, port: request.socket.localPort, room, recovered: resumed.recovered, pos: formatPosition(resumed.position!)
     }))
+    socket.send(JSON.stringify({ type: 'presence', members: resumed.members!.map((member) => ({ id: member.id, name: (member.info as MemberInfo).name })) }))
     socket.on('message', (data, isBinary) => {
       if (isBinary) return socket.close(CloseCode.UnsupportedData, 'text messages only')
       const said = parseSaid(data.toString('utf8'))
       if (said === null) return socket.close(CloseCode.PolicyViolation, `expected JSON {"name", "text"} of 1 to ${MAX_NAME} and 1 to ${MAX_TEXT} characters`)
       app.websocket.publish(topic, JSON.stringify({ type: 'message', from: id, name: said.name, text: said.text, at: Date.now() }))
     })
-    // The page is a member under its name; it gets the members, itself included, then the joins and leaves after them.
-    let members
-    try {
-      await socket.track(topic, name, { name } satisfies MemberInfo)
-      members = await socket.subscribePresence(topic)
-    } catch (err) {
-      request.log.warn({ err }, 'the room\'s presence is unavailable: the page is asked to come back')
-      return socket.close(CloseCode.TryAgainLater, 'room presence unavailable, try again')
-    }
-    socket.send(JSON.stringify({ type: 'presence', members: members.map((member) => ({ id: member.id, name: (member.info as MemberInfo).name })) }))
   })
 
   const adminToken = options.adminToken

@@ -14,6 +14,7 @@ import type { WebSocket } from '../socket/websocket.js'
 import { type PresenceMember, presenceTopic, type Tracked } from '../socket/presence.js'
 import type { BrokerPresence, PresenceSettings } from './broker.js'
 import type { TopicHistory } from './recovery.js'
+import type { TopicTable } from './topics.js'
 
 /** The plugin's `presence` option: presence in topics (`socket.track()`), bounded. */
 export interface PresenceOptions {
@@ -80,6 +81,7 @@ export class PresenceTable {
   readonly settings: PresenceSettings
   private readonly encode: (event: PresenceEvent) => WebSocketData
   private readonly store: BrokerPresence
+  private readonly topics: TopicTable
   private readonly maxInfoBytes: number
   private readonly log: FastifyBaseLogger
   /** Per topic, its members held by sockets here. */
@@ -92,14 +94,15 @@ export class PresenceTable {
   /** Whether the last heartbeat failed: failures are logged once until one succeeds. */
   private failing = false
 
-  constructor (options: PresenceOptions, store: BrokerPresence, log: FastifyBaseLogger, subscribers: (topic: string) => number) {
+  constructor (options: PresenceOptions, store: BrokerPresence, log: FastifyBaseLogger, topics: TopicTable) {
     this.store = store
+    this.topics = topics
     this.log = log
     this.maxInfoBytes = options.maxInfoBytes ?? PRESENCE_DEFAULTS.maxInfoBytes
     this.settings = presenceSettings(options)
     const ttl = this.settings.ttl
     this.encode = options.encode ?? ((event: PresenceEvent) => JSON.stringify(event))
-    this.heartbeat = setInterval(() => this.beat(subscribers), Math.max(1, Math.floor(ttl / 3))).unref()
+    this.heartbeat = setInterval(() => this.beat(), Math.max(1, Math.floor(ttl / 3))).unref()
   }
 
   /** The history of `topic`'s events topic (presenceTopic()): its events go through the app's encode. */
@@ -189,9 +192,10 @@ export class PresenceTable {
   /**
    * `socket` subscribes to `topic`'s join and leave events: resolves with
    * the members now; the events after them follow, once and in order, right
-   * after the promise's reactions (as a resume's replay does).
+   * after the promise's reactions (as a resume's replay does), or after
+   * `gate`'s when given.
    */
-  async subscribe (socket: WebSocket, topic: string): Promise<PresenceMember[]> {
+  async subscribe (socket: WebSocket, topic: string, gate?: Promise<unknown>): Promise<PresenceMember[]> {
     for (let attempt = 0; ; attempt++) {
       let snapshot: Awaited<ReturnType<BrokerPresence['members']>>
       try {
@@ -201,7 +205,7 @@ export class PresenceTable {
       }
       const events = presenceTopic(topic)
       socket.unsubscribe(events)
-      const resumed = await socket.subscribe(events, { since: snapshot.position })
+      const resumed = await this.topics.resume(socket, events, socket.subscribe(events), { since: snapshot.position }, gate)
       if (!resumed.subscribed) return snapshot.members
       this.watched.add(topic)
       // The events topic lost its history between the two reads (a new epoch): read the members again.
@@ -252,8 +256,8 @@ export class PresenceTable {
   }
 
   /** One heartbeat: refreshes this instance's members in every topic it holds some, and clears dead instances' in the topics watched here. */
-  private beat (subscribers: (topic: string) => number): void {
-    for (const topic of this.watched) if (subscribers(presenceTopic(topic)) === 0) this.watched.delete(topic)
+  private beat (): void {
+    for (const topic of this.watched) if (this.topics.subscriberCount(presenceTopic(topic)) === 0) this.watched.delete(topic)
     const topics = new Set([...this.tracked.keys(), ...this.watched])
     for (const topic of topics) {
       const members = this.tracked.get(topic)

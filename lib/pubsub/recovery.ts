@@ -194,9 +194,10 @@ export class TopicHistories {
   /**
    * The replay from `since` (SubscribeOptions) for `socket`, just added to
    * `topic`'s subscribers: resolves with what it recovers; the replay and the
-   * live messages held meanwhile are sent after the promise's reactions.
+   * live messages held meanwhile are sent after the promise's reactions, or
+   * after `gate`'s when given (a resume that waits for other reads).
    */
-  resume (socket: WebSocket, topic: string, since: Position | string | undefined): Promise<Subscribed> {
+  resume (socket: WebSocket, topic: string, since: Position | string | undefined, gate?: Promise<unknown>): Promise<Subscribed> {
     const stream = this.streams.get(topic)
     if (stream === undefined) return Promise.resolve({ subscribed: true, recovered: false, position: null })
     const held: Held[] = []
@@ -210,7 +211,9 @@ export class TopicHistories {
           if (!current()) return resolve(NOT_SUBSCRIBED)
           const replay = from === undefined ? null : answer.messages
           resolve({ subscribed: true, recovered: replay !== null, position: answer.position })
-          setImmediate(() => this.resumed(stream, socket, held, answer, replay ?? []))
+          const flush = (): void => { setImmediate(() => this.resumed(stream, socket, held, answer, replay ?? [])) }
+          if (gate === undefined) flush()
+          else void gate.then(flush, flush)
         }, (err) => {
           if (current()) socket.unsubscribe(topic)
           reject((err as { code?: unknown } | null)?.code === 'FST_WS_HISTORY_UNAVAILABLE' ? err : historyUnavailableError(topic, err))

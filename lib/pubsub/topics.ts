@@ -64,12 +64,13 @@ export class TopicTable {
 
   /**
    * After `subscribe()` returned `subscribed`: on a topic with history, the
-   * replay from `options.since` (TopicHistories.resume); else at once.
+   * replay from `options.since` (TopicHistories.resume; sent after `gate`
+   * when given); else at once.
    */
-  resume (socket: WebSocket, topic: string, subscribed: boolean, options: SubscribeOptions): Promise<Subscribed> {
+  resume (socket: WebSocket, topic: string, subscribed: boolean, options: SubscribeOptions, gate?: Promise<unknown>): Promise<Subscribed> {
     if (!subscribed) return Promise.resolve(NOT_SUBSCRIBED)
     if (this.histories === null) return Promise.resolve({ subscribed: true, recovered: false, position: null })
-    return this.histories.resume(socket, topic, options.since)
+    return this.histories.resume(socket, topic, options.since, gate)
   }
 
   /** The sockets of this instance subscribed to `topic`, as a copy (safe to unsubscribe while iterating). */

@@ -4,6 +4,7 @@
  * takes and reports them; the topic table and the brokers (lib/pubsub) use
  * them too.
  */
+import type { PresenceMember } from './presence.js'
 
 /**
  * The place of one message in its topic's history, the same on every
@@ -67,6 +68,16 @@ export interface SubscribeOptions {
    * as a position that cannot be recovered. Unset: live messages only.
    */
   since?: Position | string
+  /**
+   * true: also subscribe the socket to the topic's join and leave events
+   * (as `socket.subscribePresence()`, docs/presence-and-control.md, with
+   * the `presence` option): `members` then holds the members now, and the
+   * replay, the live messages of the topic and the presence events after
+   * `members` all wait until the promise's reactions have run, so that what
+   * the app sends then (a welcome, the members) goes first. On a topic
+   * without history, live messages are not held.
+   */
+  presence?: boolean
 }
 
 /** What `socket.subscribe(topic, options)` resolves with. */
@@ -87,4 +98,6 @@ export interface Subscribed {
    * null for a topic without history and when not subscribed.
    */
   position: Position | null
+  /** With `presence: true`: the members present in the topic now, on every instance ([] when not subscribed). */
+  members?: PresenceMember[]
 }

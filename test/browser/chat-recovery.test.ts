@@ -24,7 +24,7 @@ async function join (harness: Harness, room: string, since?: string): Promise<{ 
   return { client, welcome: JSON.parse(await client.nextMessage() as string) as Wire }
 }
 
-/** The next `count` room messages of `client`: its presence message, which may come before or among them, is left out. */
+/** The next `count` room messages of `client`: its presence message, right after the welcome, is left out. */
 async function next (client: TestClient, count: number): Promise<Wire[]> {
   const messages: Wire[] = []
   while (messages.length < count) {

@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { test } from 'tap'
+import { formatPosition } from '../../lib/index.js'
 import { RedisBroker, type RedisBrokerOptions } from '../../lib/pubsub/redis.js'
 import { encode, events, presenceApp } from './fixtures/presence-app.js'
 import { withTimeout, type Teardown } from '../integration/helpers.js'
@@ -113,5 +114,22 @@ test('a Redis Cluster of 3 masters: presence, events and requests across instanc
     t.same(await events(ann.client, 1), [{ type: 'leave', id: 'ben', name: 'ben' }])
     ann.client.ws.close()
     cat.client.ws.close()
+  }
+})
+
+test('subscribe with since and presence: the welcome and the members go before the replay and the events, on another instance', { skip: skipWithoutRedis }, async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = await instances(t, { url: redis.url }, 2)
+  const first = await a.app.websocket.publishStored('h:room', 'm1')
+  for (const text of ['m2', 'm3', 'm4']) await a.app.websocket.publishStored('h:room', text)
+  await a.open('h:room', 'ann')
+  for (let run = 0; run < 5; run++) {
+    const client = await b.h.client(`/p?topic=h:room&id=bob${run}&since=${formatPosition(first)}`)
+    const got: string[] = []
+    for (let i = 0; i < 5; i++) got.push(await client.nextMessage() as string)
+    t.same(got.slice(0, 2).map((m) => JSON.parse(m).type), ['welcome', 'presence'], `run ${run}: the welcome, then the members`)
+    t.same(got.slice(2).map((m) => m.split('|')[1]), ['m2', 'm3', 'm4'], `run ${run}: then the replay`)
+    client.ws.close()
+    await client.waitClose()
   }
 })

@@ -100,7 +100,7 @@ test('a channel is subscribed only while its topic has a local subscriber; class
 
 /** The channel names of a RESP array reply, each broker's 32 hex digits of id as x's. */
 function channelNames (reply: string): string[] {
-  return reply.split('\r\n').filter((line, i) => i > 0 && i % 2 === 0).map((name) => name.replace(/[0-9a-f]{32}$/, 'x'.repeat(32)))
+  return reply.split('\r\n').filter((_line, i) => i > 0 && i % 2 === 0).map((name) => name.replace(/[0-9a-f]{32}$/, 'x'.repeat(32)))
 }
 
 test('a message that is not an envelope of this version is dropped, logged once', { skip: skipWithoutRedis }, async (t) => {
