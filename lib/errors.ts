@@ -225,3 +225,8 @@ export function clusterUnavailableError (cause: unknown): FastifyWebSocketError 
 export function noPresenceError (): FastifyWebSocketError {
   return new FastifyWebSocketError('FST_WS_NO_PRESENCE', 'presence needs the plugin\'s presence option (presence: {} for the defaults)')
 }
+
+/** A publish to a presence events topic (`presenceTopic()`): only the presence store writes its joins and leaves. */
+export function reservedTopicError (topic: string): FastifyWebSocketError {
+  return new FastifyWebSocketError('FST_WS_INVALID_TOPIC', `topic ${JSON.stringify(bounded(topic))} carries a topic's presence events: only the presence store publishes to it`)
+}

@@ -1,9 +1,10 @@
 import { Buffer } from 'node:buffer'
 import { broadcastPayload } from './broadcast.js'
-import { noHistoryError, publishSizeError, topicError } from '../errors.js'
+import { noHistoryError, publishSizeError, reservedTopicError, topicError } from '../errors.js'
 import { Opcode } from '../protocol/constants.js'
 import { toPayload, type SendOptions, type WebSocketData } from '../socket/payload.js'
 import type { Position, Subscribed, SubscribeOptions } from '../socket/position.js'
+import { presenceOf } from '../socket/presence.js'
 import type { WebSocket } from '../socket/websocket.js'
 import type { Broker, BrokerMessage } from './broker.js'
 import { NOT_SUBSCRIBED, type TopicHistories } from './recovery.js'
@@ -121,9 +122,14 @@ export class TopicTable {
     return this.histories!.publish(message, history)
   }
 
-  /** A publish as the broker carries it; throws FST_WS_INVALID_TOPIC or FST_WS_PUBLISH_TOO_LARGE. */
+  /**
+   * A publish as the broker carries it; throws FST_WS_INVALID_TOPIC (also
+   * for a presence events topic, which only the presence store writes) or
+   * FST_WS_PUBLISH_TOO_LARGE.
+   */
   private message (topic: string, data: WebSocketData, options: SendOptions | undefined): BrokerMessage {
     checkTopic(topic)
+    if (presenceOf(topic) !== null) throw reservedTopicError(topic)
     const payload = toPayload(data)
     if (payload.length > this.maxPublishPayload) throw publishSizeError(payload.length, this.maxPublishPayload)
     return { topic, payload, isBinary: typeof data !== 'string', compress: options?.compress }

@@ -6,7 +6,7 @@
  */
 import { test } from 'tap'
 import Fastify from 'fastify'
-import fastifyRfc6455 from '../../lib/index.js'
+import fastifyRfc6455, { presenceTopic } from '../../lib/index.js'
 import { events, presenceApp } from './fixtures/presence-app.js'
 import { delay } from '../integration/helpers.js'
 import { waitFor } from '../support/redis.js'
@@ -64,6 +64,16 @@ test('limits: members per topic, info size, id; errors without the option', asyn
   t.teardown(() => plain.close())
   await t.rejects(plain.websocket.cluster.presence('x'), { code: 'FST_WS_NO_PRESENCE' })
   t.same(await app.websocket.cluster.presence('nobody'), [])
+})
+
+test('an events topic is the store\'s: a publish to it throws, and a page subscribed to presence sees no forged event', async (t) => {
+  const { app, open } = await presenceApp(t, undefined)
+  const page = await open('guarded', 'ann')
+  const forged = JSON.stringify({ type: 'join', id: 'mallory', info: { name: 'mallory' } })
+  t.throws(() => app.websocket.publish(presenceTopic('guarded'), forged), { code: 'FST_WS_INVALID_TOPIC' })
+  await t.rejects(async () => await app.websocket.publishStored(presenceTopic('guarded'), forged), { code: 'FST_WS_INVALID_TOPIC' })
+  await open('guarded', 'bob')
+  t.same(await events(page.client, 1), [{ type: 'join', id: 'bob', name: 'bob' }], 'the next event is a real one')
 })
 
 test('presence option checks', async (t) => {
