@@ -12,7 +12,7 @@ import { RedisBroker, type RedisBrokerOptions } from '../../lib/pubsub/redis.js'
 import { encode, events, presenceApp } from './fixtures/presence-app.js'
 import { withTimeout, type Teardown } from '../integration/helpers.js'
 import { WebSocket } from 'undici'
-import { skipWithoutRedis, startCluster, startInstance, startRedis } from '../support/redis.js'
+import { rawCommand, skipWithoutRedis, startCluster, startInstance, startRedis, waitFor } from '../support/redis.js'
 
 async function instances (t: Teardown, options: RedisBrokerOptions, count = 3, ttl?: number) {
   return await Promise.all(Array.from({ length: count }, () => presenceApp(t, new RedisBroker({ closeTimeout: 200, ...options }), { presence: { encode, ttl } })))
@@ -132,4 +132,24 @@ test('subscribe with since and presence: the welcome and the members go before t
     client.ws.close()
     await client.waitClose()
   }
+})
+
+test('hostile control messages are dropped and counted; the sockets and the next real request carry on', { skip: skipWithoutRedis }, async (t) => {
+  const redis = await startRedis(t)
+  const broker = new RedisBroker({ url: redis.url, closeTimeout: 200 })
+  const { app, open } = await presenceApp(t, broker)
+  const page = await open('safe', 'ann')
+  const header = '\x01\x10' + 'x'.repeat(16)
+  const reply = `ws:\0reply\0${'0'.repeat(32)}`
+  for (const payload of [
+    'not json',
+    JSON.stringify({ action: 'disconnect', match: {}, code: 999, reason: '', r: 1, to: reply }),
+    JSON.stringify({ action: 'disconnect', match: { member: 5 }, code: 1000, reason: '', r: 1, to: reply }),
+    JSON.stringify({ action: 'disconnect', match: {}, code: 1000, reason: '', r: 1, to: 'ws:room' }),
+    JSON.stringify({ action: 'explode', r: 1, to: reply })
+  ]) await rawCommand(redis.port, 'SPUBLISH', 'ws:\0control', header + payload)
+  await rawCommand(redis.port, 'SPUBLISH', 'ws:\0control', '\x02' + header.slice(1) + '{}')
+  await waitFor(() => broker.dropped.malformed === 6, 'six dropped')
+  t.equal(page.client.ws.readyState, 1, 'no socket was closed')
+  t.same(await app.websocket.cluster.subscriberCount('safe'), { instances: 1, sockets: 1 }, 'a real request still works')
 })
