@@ -32,8 +32,8 @@ async function textsOnce (page: Page, selector: string, expected: string[]): Pro
 const members = (page: Page, names: string[]) => textsOnce(page, '#members li', names)
 /** The page's join and leave lines once they are `lines`. */
 const presenceLines = (page: Page, lines: string[]) => textsOnce(page, '#log li.presence', lines)
-/** Waits until the page shows the join or leave line `text`. */
-const lineShown = (page: Page, text: string) => page.locator('#log li.presence').filter({ hasText: new RegExp(`^${text}$`) }).waitFor()
+/** Waits until the page shows the join or leave line `text`: a leave follows a closing handshake, slow on a loaded machine. */
+const lineShown = (page: Page, text: string) => page.locator('#log li.presence').filter({ hasText: new RegExp(`^${text}$`) }).waitFor({ timeout: 3 * PAGE_WAIT_MS })
 
 test('chat page: the members of the room on both instances, join and leave lines; kicked, a page says so and stays away',
   { skip: skipWithoutChromium || skipWithoutRedis }, async (t) => {
