@@ -83,9 +83,14 @@ export class Session implements MessageHandler {
   closeReason = ''
   /** Who sent the first close frame, or failed the connection; null while neither has (RFC 6455 §7.1.2-§7.1.3). */
   initiator: 'server' | 'client' | null = null
-  readonly parser: FrameParser
-  readonly reader: MessageReader
+  /**
+   * The frame parser and, behind it, the message reader: created when the
+   * first bytes arrive, so that a connection that never sends holds neither.
+   */
+  parser: FrameParser | null = null
   readonly deflate: PerMessageDeflate | null
+  /** Bytes of one reassembled (and inflated) message. */
+  private readonly maxPayload: number
   private readonly io: SessionIO
   /** A close frame was queued or written: no more data frames (§5.5.1). */
   private closeSent = false
@@ -104,19 +109,29 @@ export class Session implements MessageHandler {
   constructor (io: SessionIO, maxPayload: number, deflate: PerMessageDeflate | null = null) {
     this.io = io
     this.deflate = deflate
-    this.reader = new MessageReader(this, maxPayload)
-    this.parser = new FrameParser(this.reader)
-    this.parser.allowRsv1 = deflate !== null
+    this.maxPayload = maxPayload
   }
 
   /** Feeds bytes read from the TCP connection. Never throws: errors fail the connection. */
   receive (chunk: Buffer): void {
     if (this.inputDone) return
     try {
-      this.parser.push(chunk)
+      (this.parser ?? this.startParsing()).push(chunk)
     } catch (error) {
       this.fail(error)
     }
+  }
+
+  /** The message reader behind the parser; null before the first bytes. */
+  get reader (): MessageReader | null {
+    return this.parser === null ? null : this.parser.sink as MessageReader
+  }
+
+  private startParsing (): FrameParser {
+    const parser = new FrameParser(new MessageReader(this, this.maxPayload))
+    parser.allowRsv1 = this.deflate !== null
+    this.parser = parser
+    return parser
   }
 
   /**
@@ -201,7 +216,8 @@ export class Session implements MessageHandler {
    * inflated, so that nothing overtakes it, then resumes.
    */
   compressedMessage (data: Buffer, isBinary: boolean): void {
-    this.parser.pause()
+    const parser = this.parser as FrameParser
+    parser.pause()
     this.io.hold(true)
     ;(this.deflate as PerMessageDeflate).decompress(data, (error, inflated) => {
       if (this.inputDone) return
@@ -210,7 +226,7 @@ export class Session implements MessageHandler {
         if (!isBinary && !isUtf8(inflated)) throw invalidUtf8('text message is not valid UTF-8')
         this.io.message(inflated, isBinary)
         this.io.hold(false)
-        this.parser.resume()
+        parser.resume()
       } catch (failure) {
         this.fail(failure)
       }
@@ -237,7 +253,7 @@ export class Session implements MessageHandler {
   closeFrame (code: number, reason: string): void {
     this.inputDone = true
     // "discards any further data received" (§1.4), including the rest of this chunk.
-    this.parser.pause()
+    this.parser?.pause()
     this.initiator ??= 'client'
     this.closeCode = code
     this.closeReason = reason

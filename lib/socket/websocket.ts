@@ -109,6 +109,16 @@ export interface SocketOwner {
   closeAt (socket: WebSocket, at: number | null): void
 }
 
+/** The flags of a WebSocket, one bit each. */
+const SocketFlag = {
+  /** `send()` returned false: 'drain' is emitted once the backlog is under `highWaterMark`. */
+  NeedDrain: 1,
+  /** An async step of the pipeline is running: later messages wait behind it. */
+  Busy: 2,
+  /** A refused message failed the connection: what follows it is not delivered. */
+  Refused: 4
+} as const
+
 /**
  * The server side of one WebSocket connection, given to a `ws: true` route's
  * handler. Messages that arrive before a `message` listener is attached (after
@@ -147,15 +157,12 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
    * the route's pipeline has run on it); null when none.
    */
   private queue: Array<[unknown, boolean, boolean]> | null = null
-  private needDrain = false
+  /** Bits of SocketFlag: one number instead of three booleans, for the memory of an idle socket. */
+  private flags = 0
   /** Parse, validate, hooks (lib/messages.ts); null when the route has none of them. */
   private pipeline: MessagePipeline<WebSocket<unknown>> | null = null
   /** The route's `schema.send`, compiled; null when none or `validateSend` is false. */
   private sendValidator: Validate | null = null
-  /** An async step of the pipeline is running: later messages wait behind it. */
-  private busy = false
-  /** A refused message failed the connection: what follows it is not delivered. */
-  private refused = false
   /** The active `for await` iterator, which takes the messages instead of the listeners. */
   private iterator: MessageIterator<Message> | null = null
   /** The close frame `closeAt()` sends at its deadline, as [code, reason's bytes]; null when none is set. */
@@ -462,7 +469,7 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
 
   /** @internal */
   onMessage (data: Buffer, isBinary: boolean): void {
-    if (this.queue === null && !this.busy && this.ready()) {
+    if (this.queue === null && (this.flags & SocketFlag.Busy) === 0 && this.ready()) {
       if (this.pipeline !== null) this.process(data, isBinary)
       else if (this.iterator !== null) this.iterator.push({ data: data as Message, isBinary })
       else this.emit('message', data as Message, isBinary)
@@ -496,8 +503,8 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
 
   /** @internal */
   onDrain (): void {
-    if (!this.needDrain || !this.writable()) return
-    this.needDrain = false
+    if ((this.flags & SocketFlag.NeedDrain) === 0 || !this.writable()) return
+    this.flags &= ~SocketFlag.NeedDrain
     this.guard(() => this.emit('drain'))
   }
 
@@ -518,7 +525,7 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
     const queue = this.queue
     if (queue !== null) {
       let taken = 0
-      while (taken < queue.length && !this.busy && this.ready()) {
+      while (taken < queue.length && (this.flags & SocketFlag.Busy) === 0 && this.ready()) {
         const [data, isBinary, processed] = queue[taken++]
         if (processed || this.pipeline === null) this.hand(data, isBinary)
         else this.process(data as Buffer, isBinary)
@@ -527,7 +534,7 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
       if (queue.length > 0) return
       this.queue = null
     }
-    if (this.busy) return
+    if ((this.flags & SocketFlag.Busy) !== 0) return
     this.connection.resumeReading(PauseReason.NoListener)
     const iterator = this.iterator
     if (iterator !== null && this.connection.session.readyState === ReadyState.CLOSED) {
@@ -577,7 +584,7 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
       this.guard(() => this.emit('invalid', error))
       return
     }
-    this.refused = true
+    this.flags |= SocketFlag.Refused
     this.connection.session.fail(error)
   }
 
@@ -588,7 +595,7 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
 
   /** Runs the pipeline on a message, then hands it over; waits (reading paused) while an async step runs. */
   private process (data: Buffer, isBinary: boolean): void {
-    if (this.refused) return
+    if ((this.flags & SocketFlag.Refused) !== 0) return
     let outcome: Outcome | Promise<Outcome>
     try {
       outcome = (this.pipeline as MessagePipeline<WebSocket<unknown>>).run(this as WebSocket<unknown>, data, isBinary)
@@ -600,17 +607,17 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
       if (outcome !== null) this.hand(outcome.data, outcome.isBinary)
       return
     }
-    this.busy = true
+    this.flags |= SocketFlag.Busy
     this.connection.pauseReading(PauseReason.NoListener)
     outcome.then((message) => {
-      this.busy = false
+      this.flags &= ~SocketFlag.Busy
       if (message !== null) {
         if (this.queue === null && this.ready()) this.hand(message.data, message.isBinary)
         else (this.queue ??= []).unshift([message.data, message.isBinary, true])
       }
       this.flushQueue()
     }, (error: unknown) => {
-      this.busy = false
+      this.flags &= ~SocketFlag.Busy
       this.listenerFailed(error)
       this.flushQueue()
     })
@@ -618,7 +625,7 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
 
   /** Gives a message ready for its consumer (through the pipeline, or on a route without one) to the iterator or the listeners. */
   private hand (data: unknown, isBinary: boolean): void {
-    if (this.refused) return
+    if ((this.flags & SocketFlag.Refused) !== 0) return
     if (this.iterator !== null) this.iterator.push({ data: data as Message, isBinary })
     else this.guard(() => this.emit('message', data as Message, isBinary))
   }
@@ -640,7 +647,7 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
 
   private writable (): boolean {
     if (this.connection.bufferedAmount <= this.connection.limits.highWaterMark) return true
-    this.needDrain = true
+    this.flags |= SocketFlag.NeedDrain
     return false
   }
 

@@ -54,6 +54,18 @@ export const PauseReason = {
   Inflating: 4
 } as const
 
+/** The flags of a Connection, one bit each. */
+const Flag = {
+  /** A chunk is being handled: writes wait for the flush at its end. */
+  Receiving: 1,
+  /** The connection is in `dirty`, to be flushed on the next tick. */
+  FlushScheduled: 2,
+  /** An empty write is queued behind the backlog; its callback means the backlog was written. */
+  DrainWatch: 4,
+  /** Set by the heartbeat when a ping is out, cleared by any pong. */
+  AwaitingPong: 8
+} as const
+
 /**
  * Moves bytes between a transport (a TCP socket, an HTTP/2 stream: see
  * lib/transport.ts) and a protocol Session, and owns what the sans-I/O core
@@ -69,8 +81,6 @@ export const PauseReason = {
  * while the unsent backlog is over `highWaterMark` and resumes once it is written.
  */
 export class Connection implements SessionIO {
-  /** The transport's byte stream. */
-  readonly socket: ByteStream
   readonly transport: Transport
   readonly session: Session
   readonly limits: ConnectionLimits
@@ -78,14 +88,10 @@ export class Connection implements SessionIO {
   /** Frames queued since the last flush; null when none (an idle connection holds no array). */
   private pending: Buffer[] | null = null
   private pendingBytes = 0
-  private flushScheduled = false
-  private receiving = false
+  /** Bits of Flag: one number instead of four booleans, for the memory of an idle connection. */
+  private flags = 0
   private pausedBy = 0
-  /** An empty write is queued behind the backlog; its callback means the backlog was written. */
-  private drainWatch = false
   private closeTimer: NodeJS.Timeout | null = null
-  /** Set by the heartbeat when a ping is out, cleared by any pong. */
-  private awaitingPong = false
   /** Whole messages received (after reassembly and inflation). */
   messagesIn = 0
   /** Messages `send()` queued (a publish counts once per socket). */
@@ -97,7 +103,6 @@ export class Connection implements SessionIO {
 
   constructor (transport: Transport, listener: ConnectionListener, limits: ConnectionLimits, deflate: PerMessageDeflate | null) {
     const socket = transport.stream
-    this.socket = socket
     this.transport = transport
     this.listener = listener
     this.limits = limits
@@ -111,6 +116,11 @@ export class Connection implements SessionIO {
     if (limits.idleTimeout > 0) socket.setTimeout(limits.idleTimeout, onIdle)
   }
 
+  /** The transport's byte stream. */
+  get socket (): ByteStream {
+    return this.transport.stream
+  }
+
   /** Bytes queued but not yet handed to the kernel: waiting to be compressed, batched here, or in the socket. */
   get bufferedAmount (): number {
     return this.session.queuedBytes + this.pendingBytes + this.socket.writableLength
@@ -118,9 +128,9 @@ export class Connection implements SessionIO {
 
   receive (chunk: Buffer): void {
     this.bytesIn += chunk.length
-    this.receiving = true
+    this.flags |= Flag.Receiving
     this.session.receive(chunk)
-    this.receiving = false
+    this.flags &= ~Flag.Receiving
     this.flush()
   }
 
@@ -152,11 +162,11 @@ export class Connection implements SessionIO {
    * previous ping has not come back (and returns true), else sends a ping (RFC 6455 §5.5.2).
    */
   heartbeat (): boolean {
-    if (this.awaitingPong) {
+    if ((this.flags & Flag.AwaitingPong) !== 0) {
       this.terminate()
       return true
     }
-    this.awaitingPong = true
+    this.flags |= Flag.AwaitingPong
     this.session.sendControl(Opcode.Ping, EMPTY)
     return false
   }
@@ -188,8 +198,8 @@ export class Connection implements SessionIO {
       pending.push(payload)
       this.pendingBytes += payload.length
     }
-    if (!this.receiving && !this.flushScheduled) {
-      this.flushScheduled = true
+    if ((this.flags & (Flag.Receiving | Flag.FlushScheduled)) === 0) {
+      this.flags |= Flag.FlushScheduled
       if (dirty.push(this) === 1) process.nextTick(flushDirty)
     }
   }
@@ -215,7 +225,7 @@ export class Connection implements SessionIO {
   }
 
   pong (data: Buffer): void {
-    this.awaitingPong = false
+    this.flags &= ~Flag.AwaitingPong
     this.listener.onPong(data)
   }
 
@@ -225,7 +235,7 @@ export class Connection implements SessionIO {
 
   /** Writes what is queued: one write when small, corked writes otherwise. */
   flush (): void {
-    this.flushScheduled = false
+    this.flags &= ~Flag.FlushScheduled
     const pending = this.pending
     if (pending === null) return
     const socket = this.socket
@@ -261,10 +271,10 @@ export class Connection implements SessionIO {
       return
     }
     this.pauseReading(PauseReason.Backpressure)
-    if (this.drainWatch || !socket.writable || socket.writableLength === 0) return
-    this.drainWatch = true
+    if ((this.flags & Flag.DrainWatch) !== 0 || !socket.writable || socket.writableLength === 0) return
+    this.flags |= Flag.DrainWatch
     socket.write(EMPTY, () => {
-      this.drainWatch = false
+      this.flags &= ~Flag.DrainWatch
       this.checkBacklog()
     })
   }

@@ -389,9 +389,9 @@ function run (chunks: Buffer[]): string {
   const { session, io } = newSession(MAX_PAYLOAD)
   feedAll(session, chunks, () => {
     // White-box: the message buffer never exceeds maxPayload, a control payload never exceeds 125 bytes.
-    const buffered = session.reader['buffer']?.length ?? 0
+    const buffered = session.reader?.['buffer']?.length ?? 0
     if (buffered > MAX_PAYLOAD) throw new Error(`message buffer of ${buffered} bytes`)
-    const control = session.reader['control']?.length ?? 0
+    const control = session.reader?.['control']?.length ?? 0
     if (control > 125) throw new Error(`control buffer of ${control} bytes`)
   })
   return outcome(io)

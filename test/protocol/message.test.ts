@@ -5,6 +5,7 @@
  */
 import { test } from 'tap'
 import { Opcode } from '../../lib/protocol/constants.js'
+import type { FrameParser } from '../../lib/protocol/parser.js'
 import {
   assertAccepted, assertFailedOnce, assertFails, bytes, byteChunks, clientFrame, feed, newSession, rawHeader
 } from './helpers.js'
@@ -98,7 +99,7 @@ test('maxPayload: a message over it fails with 1009 at the header, before any pa
     const { session, io } = newSession(1 << 20)
     session.receive(rawHeader(0x81, 2n ** 40n))
     assertFailedOnce(t, io, 1009, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH')
-    t.ok((session.reader['buffer']?.length ?? 0) === 0, 'no message buffer allocated')
+    t.ok((session.reader?.['buffer']?.length ?? 0) === 0, 'no message buffer allocated')
   })
   t.test('the limit counts the reassembled message across fragments', async (t) => {
     const { session, io } = newSession(maxPayload)
@@ -223,7 +224,9 @@ test('RSV1 on a control or continuation frame fails with 1002 even with permessa
   ]
   for (const [name, stream] of cases) {
     const { session, io } = newSession()
-    session.parser.allowRsv1 = true
+    // The parser is created by the first bytes received.
+    session.receive(Buffer.alloc(0))
+    ;(session.parser as FrameParser).allowRsv1 = true
     session.receive(stream)
     assertFailedOnce(t, io, 1002, 'WS_ERR_UNEXPECTED_RSV_1', name)
   }
