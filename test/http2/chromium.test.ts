@@ -107,6 +107,6 @@ test('the chat example with HTTPS: page, favicon and WebSocket on one HTTP/2 con
   await page.locator('#text').fill('over one connection')
   await page.locator('#send').click()
   await page.locator('#log li .text').getByText('over one connection', { exact: true }).waitFor()
-  t.same(webSockets, ['/chat/h2'], 'the page\'s WebSocket came as an extended CONNECT')
+  t.same(webSockets, ['/chat/h2?name=ada'], 'the page\'s WebSocket came as an extended CONNECT, with its name')
   t.equal(sessions.size, 1, 'one HTTP/2 connection carried the page, its favicon and its WebSocket')
 })
