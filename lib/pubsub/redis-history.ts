@@ -53,6 +53,25 @@ end
 `
 
 /**
+ * Lua: `position(stream, meta, newEpoch, metaTtl)`, a history topic's epoch
+ * and last offset; a topic with no meta gets one (`newEpoch`, offset 0,
+ * `metaTtl` ms to live, its old stream dropped). Shared by READ_SCRIPT and
+ * the presence scripts (redis-presence.ts).
+ */
+export const POSITION_FUNCTION = `
+local function position(stream, meta, newEpoch, metaTtl)
+  local epoch = redis.call('hget', meta, 'e')
+  if not epoch then
+    epoch = newEpoch
+    redis.call('del', stream)
+    redis.call('hset', meta, 'e', epoch, 'o', 0)
+    redis.call('pexpire', meta, metaTtl)
+  end
+  return epoch, tonumber(redis.call('hget', meta, 'o') or '0')
+end
+`
+
+/**
  * Publishes one message of a history topic, atomically (APPEND_FUNCTION).
  * KEYS: stream, meta, channel. ARGV: header, payload, size, ttl (ms),
  * meta ttl (ms), new epoch, publish command (SPUBLISH or PUBLISH).
@@ -69,15 +88,8 @@ return append(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARG
  * epoch, ARGV[3], offset 0, ARGV[5] ms to live). KEYS: stream, meta.
  * Returns { epoch, top } or { epoch, top, entries of XRANGE }.
  */
-export const READ_SCRIPT = script(`
-local epoch = redis.call('hget', KEYS[2], 'e')
-if not epoch then
-  epoch = ARGV[3]
-  redis.call('del', KEYS[1])
-  redis.call('hset', KEYS[2], 'e', epoch, 'o', 0)
-  redis.call('pexpire', KEYS[2], ARGV[5])
-end
-local top = tonumber(redis.call('hget', KEYS[2], 'o') or '0')
+export const READ_SCRIPT = script(`${POSITION_FUNCTION}
+local epoch, top = position(KEYS[1], KEYS[2], ARGV[3], ARGV[5])
 if ARGV[1] == '' or ARGV[4] ~= epoch then return {epoch, top} end
 local since = tonumber(ARGV[1])
 if since > top or top - since > tonumber(ARGV[2]) then return {epoch, top} end

@@ -18,7 +18,7 @@
 import { Buffer } from 'node:buffer'
 import type { PresenceMember } from '../socket/presence.js'
 import type { Position } from '../socket/position.js'
-import { APPEND_FUNCTION, hashTag, historyKeys, script } from './redis-history.js'
+import { APPEND_FUNCTION, hashTag, historyKeys, POSITION_FUNCTION, script } from './redis-history.js'
 
 /** The keys of `topic`'s presence, by the channel of its events topic, in the order the scripts take them. */
 export function presenceKeys (eventsChannel: string): string[] {
@@ -118,16 +118,10 @@ return 0
  * topic, in one step: { epoch, offset, [id, info, id, info...] }. A topic
  * with no events meta gets one (ARGV[5], offset 0).
  */
-export const MEMBERS_SCRIPT = script(`${COMMON}
+export const MEMBERS_SCRIPT = script(`${COMMON}${POSITION_FUNCTION}
 sweep(now())
-local epoch = redis.call('hget', KEYS[2], 'e')
-if not epoch then
-  epoch = ARGV[5]
-  redis.call('del', KEYS[1])
-  redis.call('hset', KEYS[2], 'e', epoch, 'o', 0)
-  redis.call('pexpire', KEYS[2], ARGV[4])
-end
-return {epoch, tonumber(redis.call('hget', KEYS[2], 'o') or '0'), redis.call('hgetall', KEYS[4])}
+local epoch, top = position(KEYS[1], KEYS[2], ARGV[5], ARGV[4])
+return {epoch, top, redis.call('hgetall', KEYS[4])}
 `)
 
 /** What a MEMBERS_SCRIPT reply means: the members whose info is JSON (another is left out), and the events' position. */
