@@ -50,10 +50,11 @@ export { InjectedWebSocket, type InjectedMessage, type InjectedWebSocketEvents, 
 export { CloseCode, Opcode } from './protocol/constants.js'
 export { ProtocolError } from './protocol/errors.js'
 export type {
-  BrokerCluster, BrokerHistory, BrokerPresence, ClusterReply, ClusterRequest, HistoryRead, HistorySettings, PresenceSettings, SocketMatch
+  BrokerCluster, BrokerHistory, BrokerPresence, ClusterReply, ClusterRequest, CountRequest, DisconnectRequest, HistoryRead, HistorySettings,
+  PresenceSettings, PresenceSnapshot, SocketMatch, UnsubscribeRequest
 } from './pubsub/broker.js'
 export type { WebSocketCluster } from './pubsub/cluster.js'
-export { PRESENCE_DEFAULTS, type PresenceEvent, type PresenceOptions } from './pubsub/presence.js'
+export type { PresenceEvent, PresenceOptions } from './pubsub/presence.js'
 export { presenceTopic, type PresenceMember, type Tracked } from './socket/presence.js'
 export { DEFAULT_MAX_RECOVERY, GAP_CLOSE_CODE, type HistoryOption, type TopicHistory } from './pubsub/recovery.js'
 export { formatPosition, parsePosition, type Position, type Subscribed, type SubscribeOptions } from './socket/position.js'

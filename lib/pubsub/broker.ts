@@ -67,10 +67,37 @@ export interface SocketMatch {
  * - `disconnect`: closes the matching sockets with `code` and `reason`;
  * - `unsubscribe`: unsubscribes the matching sockets from `topic`.
  */
-export type ClusterRequest =
-  | { action: 'count', topic: string }
-  | { action: 'disconnect', match: SocketMatch, code: number, reason: string }
-  | { action: 'unsubscribe', match: SocketMatch, topic: string }
+export type ClusterRequest = CountRequest | DisconnectRequest | UnsubscribeRequest
+
+/** A ClusterRequest: count the subscribers of `topic`. */
+export interface CountRequest {
+  /** The request's kind. */
+  action: 'count'
+  /** The topic whose subscribers each instance counts. */
+  topic: string
+}
+
+/** A ClusterRequest: close the matching sockets. */
+export interface DisconnectRequest {
+  /** The request's kind. */
+  action: 'disconnect'
+  /** Which sockets. */
+  match: SocketMatch
+  /** The close code (RFC 6455 §7.4): 1000-1003, 1007-1014 or 3000-4999. */
+  code: number
+  /** The close reason: at most 123 bytes of UTF-8. */
+  reason: string
+}
+
+/** A ClusterRequest: unsubscribe the matching sockets from `topic`. */
+export interface UnsubscribeRequest {
+  /** The request's kind. */
+  action: 'unsubscribe'
+  /** Which sockets. */
+  match: SocketMatch
+  /** The topic they leave. */
+  topic: string
+}
 
 /** What a cluster request resolves with. */
 export interface ClusterReply {
@@ -89,6 +116,14 @@ export interface BrokerCluster {
    * broker's). Rejects (FST_WS_CLUSTER_UNAVAILABLE) when it could not be sent.
    */
   request (request: ClusterRequest): Promise<ClusterReply>
+}
+
+/** What `BrokerPresence.members()` answers. */
+export interface PresenceSnapshot {
+  /** The members present now, one entry per member. */
+  members: PresenceMember[]
+  /** The position of the topic's events topic at that moment: the events after it are the changes since. */
+  position: Position
 }
 
 /** What a presence store needs of the plugin's `presence` option and the topic's events. */
@@ -125,7 +160,7 @@ export interface BrokerPresence {
    * that moment (the events after it are the changes since). Members whose
    * instances stopped refreshing leave first. Rejects as join() does.
    */
-  members (topic: string, settings: PresenceSettings): Promise<{ members: PresenceMember[], position: Position }>
+  members (topic: string, settings: PresenceSettings): Promise<PresenceSnapshot>
   /**
    * This instance still holds `members` (id, info as JSON text) in `topic`
    * (a heartbeat, every `settings.ttl / 3` ms): their entries live another

@@ -41,7 +41,9 @@ export interface PresenceOptions {
 
 /** A member joined a topic (its first connection, on any instance) or left it (its last). */
 export interface PresenceEvent {
+  /** `join`: the member's first socket arrived (on any instance); `leave`: its last one went, or its instance stopped refreshing it. */
   type: 'join' | 'leave'
+  /** The topic the member joined or left (not its events topic). */
   topic: string
   /** The member's id, as given to `socket.track()`. */
   id: string
@@ -49,7 +51,8 @@ export interface PresenceEvent {
   info: unknown
 }
 
-export const PRESENCE_DEFAULTS = { ttl: 30_000, maxMembers: 10_000, maxInfoBytes: 1024 }
+/** The defaults of the `presence` option (see PresenceOptions). */
+const PRESENCE_DEFAULTS = { ttl: 30_000, maxMembers: 10_000, maxInfoBytes: 1024 }
 
 /** Longest member id, in bytes of UTF-8. */
 export const MAX_MEMBER_ID_BYTES = 256

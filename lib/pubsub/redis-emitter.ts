@@ -11,7 +11,7 @@ import type { Position } from '../socket/position.js'
 import type { PresenceMember } from '../socket/presence.js'
 import type { BrokerMessage, ClusterReply, HistorySettings, SocketMatch } from './broker.js'
 import { checkMatch, disconnectRequest, type WebSocketCluster } from './cluster.js'
-import { presenceSettings } from './presence.js'
+import { type PresenceOptions, presenceSettings } from './presence.js'
 import { RedisBroker, type RedisBrokerOptions } from './redis-broker.js'
 import { MAX_TOPIC_BYTES } from './topics.js'
 
@@ -20,7 +20,7 @@ export interface RedisEmitterOptions extends RedisBrokerOptions {
   /** Where Redis outages are logged (pino's or Fastify's logger fit). Default: errors to `console.error`, nothing else. */
   log?: Pick<FastifyBaseLogger, 'error' | 'warn' | 'info'>
   /** The app's `presence` option's `ttl` and `maxMembers`, for `presence()` (see PresenceOptions). Default: their defaults. */
-  presence?: { ttl?: number, maxMembers?: number }
+  presence?: Pick<PresenceOptions, 'ttl' | 'maxMembers'>
 }
 
 /**
@@ -44,7 +44,7 @@ export interface RedisEmitterOptions extends RedisBrokerOptions {
 export class RedisEmitter implements WebSocketCluster {
   private readonly broker: RedisBroker
   private readonly log: Pick<FastifyBaseLogger, 'error' | 'warn' | 'info'>
-  private readonly presenceOptions: { ttl?: number, maxMembers?: number }
+  private readonly presenceOptions: Pick<PresenceOptions, 'ttl' | 'maxMembers'>
   private started = false
 
   /** Throws as `new RedisBroker(options)` does. */

@@ -7,7 +7,9 @@
 
 /** A member present in a topic: the id the app gave it (`socket.track()`) and its info (a JSON value). */
 export interface PresenceMember {
+  /** The member's id, as given to `socket.track()`: 1 to 256 bytes of UTF-8. */
   id: string
+  /** The member's info, as given to `socket.track()` (parsed back from its JSON). */
   info: unknown
 }
 
