@@ -10,11 +10,11 @@ import { createInjector } from './handshake/inject.js'
 import type { SendOptions, WebSocketData } from './socket/payload.js'
 import { WebSocket } from './socket/websocket.js'
 import { type Broker, LocalBroker } from './pubsub/broker.js'
-import { brokerStartedError, invalidOptionError, serverOptionError } from './errors.js'
+import { brokerStartedError, invalidOptionError, noPresenceError, serverOptionError } from './errors.js'
 import { TopicTable } from './pubsub/topics.js'
 import { DEFAULT_MAX_RECOVERY, type HistoryOption, TopicHistories } from './pubsub/recovery.js'
 import { PresenceTable } from './pubsub/presence.js'
-import { ClusterControl, type WebSocketCluster } from './pubsub/cluster.js'
+import { ClusterControl, ClusterRequests, type WebSocketCluster } from './pubsub/cluster.js'
 import { presenceOf } from './socket/presence.js'
 import type { Position } from './socket/position.js'
 import { SocketRegistry, type WebSocketAppStats } from './registry.js'
@@ -115,11 +115,15 @@ async function startServer (fastify: FastifyInstance, options: FastifyRfc6455Opt
   if (options.presence !== undefined) presence = new PresenceTable(options.presence, broker.presence!, fastify.log, topics)
   const registry = new SocketRegistry(topics, presence, (fastify.initialConfig as { disableRequestLogging?: unknown }).disableRequestLogging !== true)
   const sockets = registry.sockets
-  const cluster = new ClusterControl(broker.cluster, topics, presence, sockets)
+  const control = new ClusterControl(topics, presence, sockets)
+  const cluster = new ClusterRequests(broker.cluster ?? { request: async (request) => ({ instances: 1, sockets: control.run(request) }) }, async (topic) => {
+    if (presence === null) throw noPresenceError()
+    return await presence.members(topic)
+  })
   await broker.start({
     deliver: (message) => topics.deliver(message),
     resubscribed: (topic) => topics.resubscribed(topic),
-    control: (request) => cluster.run(request),
+    control: (request) => control.run(request),
     log: fastify.log
   })
   const config = fastify.initialConfig as { routerOptions?: object }

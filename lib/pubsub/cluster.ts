@@ -5,7 +5,7 @@
  * instance runs them on its own sockets (run()).
  */
 import { Buffer } from 'node:buffer'
-import { closeCodeError, closeReasonError, FastifyWebSocketError, noPresenceError } from '../errors.js'
+import { closeCodeError, closeReasonError, FastifyWebSocketError } from '../errors.js'
 import { isValidWireCode, MAX_CLOSE_REASON } from '../protocol/close.js'
 import { CloseCode } from '../protocol/constants.js'
 import type { WebSocket } from '../socket/websocket.js'
@@ -57,35 +57,47 @@ function matchError (): FastifyWebSocketError {
   return new FastifyWebSocketError('FST_WS_INVALID_MATCH', 'a socket match is an object { member?: string, topic?: string }')
 }
 
-/** This instance's side of cluster requests: what `app.websocket.cluster` sends and what run() does here. */
-export class ClusterControl implements WebSocketCluster {
-  private readonly broker: BrokerCluster
+/**
+ * The requests of WebSocketCluster, sent through a broker's cluster side
+ * (`app.websocket.cluster` and RedisEmitter); `members` lists a topic's
+ * presence.
+ */
+export class ClusterRequests implements WebSocketCluster {
+  private readonly cluster: BrokerCluster
+  private readonly members: (topic: string) => Promise<PresenceMember[]>
+
+  constructor (broker: BrokerCluster, members: (topic: string) => Promise<PresenceMember[]>) {
+    this.cluster = broker
+    this.members = members
+  }
+
+  subscriberCount (topic: string): Promise<ClusterReply> {
+    return this.cluster.request({ action: 'count', topic })
+  }
+
+  async disconnect (match: SocketMatch, code?: number, reason?: string): Promise<ClusterReply> {
+    return await this.cluster.request(disconnectRequest(match, code, reason))
+  }
+
+  async unsubscribe (match: SocketMatch, topic: string): Promise<ClusterReply> {
+    return await this.cluster.request({ action: 'unsubscribe', match: checkMatch(match), topic })
+  }
+
+  async presence (topic: string): Promise<PresenceMember[]> {
+    return await this.members(topic)
+  }
+}
+
+/** This instance's side of cluster requests: runs them on its own sockets (BrokerContext.control). */
+export class ClusterControl {
   private readonly topics: TopicTable
   private readonly presenceTable: PresenceTable | null
   private readonly sockets: ReadonlySet<WebSocket>
 
-  constructor (broker: BrokerCluster | undefined, topics: TopicTable, presence: PresenceTable | null, sockets: ReadonlySet<WebSocket>) {
-    this.broker = broker ?? { request: async (request) => ({ instances: 1, sockets: this.run(request) }) }
+  constructor (topics: TopicTable, presence: PresenceTable | null, sockets: ReadonlySet<WebSocket>) {
     this.topics = topics
     this.presenceTable = presence
     this.sockets = sockets
-  }
-
-  subscriberCount (topic: string): Promise<ClusterReply> {
-    return this.broker.request({ action: 'count', topic })
-  }
-
-  async disconnect (match: SocketMatch, code?: number, reason?: string): Promise<ClusterReply> {
-    return await this.broker.request(disconnectRequest(match, code, reason))
-  }
-
-  async unsubscribe (match: SocketMatch, topic: string): Promise<ClusterReply> {
-    return await this.broker.request({ action: 'unsubscribe', match: checkMatch(match), topic })
-  }
-
-  async presence (topic: string): Promise<PresenceMember[]> {
-    if (this.presenceTable === null) throw noPresenceError()
-    return await this.presenceTable.members(topic)
   }
 
   /** Runs `request` on this instance's sockets (BrokerContext.control): how many it counted or acted on. */

@@ -8,9 +8,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import { FastifyWebSocketError, topicError } from '../errors.js'
 import { toPayload, type SendOptions, type WebSocketData } from '../socket/payload.js'
 import type { Position } from '../socket/position.js'
-import type { PresenceMember } from '../socket/presence.js'
-import type { BrokerMessage, ClusterReply, HistorySettings, SocketMatch } from './broker.js'
-import { checkMatch, disconnectRequest, type WebSocketCluster } from './cluster.js'
+import type { BrokerMessage, HistorySettings } from './broker.js'
+import { ClusterRequests } from './cluster.js'
 import { type PresenceOptions, presenceSettings } from './presence.js'
 import { RedisBroker, type RedisBrokerOptions } from './redis-broker.js'
 import { MAX_TOPIC_BYTES } from './topics.js'
@@ -41,18 +40,20 @@ export interface RedisEmitterOptions extends RedisBrokerOptions {
  * method rejects (FST_WS_CLUSTER_UNAVAILABLE, or the history and presence
  * errors) when Redis cannot be reached: nothing is queued.
  */
-export class RedisEmitter implements WebSocketCluster {
+export class RedisEmitter extends ClusterRequests {
   private readonly broker: RedisBroker
   private readonly log: Pick<FastifyBaseLogger, 'error' | 'warn' | 'info'>
-  private readonly presenceOptions: Pick<PresenceOptions, 'ttl' | 'maxMembers'>
-  private started = false
+  private started: boolean
 
   /** Throws as `new RedisBroker(options)` does. */
   constructor (options: RedisEmitterOptions) {
-    const { log, presence, ...broker } = options ?? {}
-    this.broker = new RedisBroker(broker)
+    const { log, presence, ...rest } = options ?? {}
+    const broker = new RedisBroker(rest)
+    const settings = presenceSettings(presence ?? {})
+    super(broker.cluster, async (topic) => (await broker.presence.members(topic, settings)).members)
+    this.broker = broker
     this.log = log ?? { error: (obj: unknown, msg?: string) => { console.error(msg ?? obj, msg === undefined ? '' : obj) }, warn () {}, info () {} } as never
-    this.presenceOptions = presence ?? {}
+    this.started = false
   }
 
   /** Connects; rejects with FST_WS_REDIS_CONNECT as RedisBroker.start() does. Call it once. */
@@ -79,22 +80,6 @@ export class RedisEmitter implements WebSocketCluster {
    */
   async publishStored (topic: string, data: WebSocketData, settings: HistorySettings, options?: SendOptions): Promise<Position> {
     return await this.broker.history.publish(message(topic, data, options), settings)
-  }
-
-  subscriberCount (topic: string): Promise<ClusterReply> {
-    return this.broker.cluster.request({ action: 'count', topic })
-  }
-
-  async disconnect (match: SocketMatch, code?: number, reason?: string): Promise<ClusterReply> {
-    return await this.broker.cluster.request(disconnectRequest(match, code, reason))
-  }
-
-  async unsubscribe (match: SocketMatch, topic: string): Promise<ClusterReply> {
-    return await this.broker.cluster.request({ action: 'unsubscribe', match: checkMatch(match), topic })
-  }
-
-  async presence (topic: string): Promise<PresenceMember[]> {
-    return (await this.broker.presence.members(topic, presenceSettings(this.presenceOptions))).members
   }
 
   /** Closes the connections it created (yours stay open). */
