@@ -15,6 +15,7 @@ export const OP_TEXT = 0x1
 export const OP_BINARY = 0x2
 export const OP_CLOSE = 0x8
 export const OP_PING = 0x9
+export const OP_PONG = 0xa
 /** The server's close frame echoing code 1000, unmasked (RFC 6455 §5.5.1). */
 export const SERVER_CLOSE = Buffer.from([0x88, 0x02, 0x03, 0xe8])
 
@@ -84,11 +85,15 @@ export class Histogram {
 /**
  * Counts whole frames in a byte stream without copying it: server frames,
  * or with `raw` the client's own masked frames coming back. A frame whose
- * opcode or payload length is not the expected one counts as an error.
+ * opcode or payload length is not the expected one counts as an error. With
+ * an expected opcode, a ping or pong (the server's heartbeat ping, every
+ * 30 s by default) is skipped: neither a frame of the phase nor an error.
  */
 export class FrameReader {
   errors = 0
   private remaining = 0
+  /** The frame whose payload is being skipped is a ping or pong: not counted when it ends. */
+  private control = false
   private partial: Buffer | null = null
 
   /** `opcode` and `length` expected of every frame; -1 accepts any. */
@@ -108,7 +113,7 @@ export class FrameReader {
         const take = Math.min(this.remaining, end - pos)
         this.remaining -= take
         pos += take
-        if (this.remaining === 0) frames++
+        if (this.remaining === 0 && !this.control) frames++
         continue
       }
       if (end - pos < 2) {
@@ -126,10 +131,12 @@ export class FrameReader {
       }
       if (extra === 2) length = chunk.readUInt16BE(pos + 2)
       else if (extra === 8) length = chunk.readUInt32BE(pos + 2) * 0x100000000 + chunk.readUInt32BE(pos + 6)
-      if ((this.opcode >= 0 && (b0 & 0x0f) !== this.opcode) || (this.length >= 0 && length !== this.length)) this.errors++
+      const opcode = b0 & 0x0f
+      this.control = this.opcode >= 0 && (opcode === OP_PING || opcode === OP_PONG)
+      if (!this.control && ((this.opcode >= 0 && opcode !== this.opcode) || (this.length >= 0 && length !== this.length))) this.errors++
       pos += headerLength
       this.remaining = length
-      if (length === 0) frames++
+      if (length === 0 && !this.control) frames++
     }
     return frames
   }
