@@ -5,7 +5,7 @@
  * mapping and what differs.
  */
 import { EventEmitter } from 'node:events'
-import { type IncomingHttpHeaders, type IncomingMessage, type Server, STATUS_CODES } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage, Server } from 'node:http'
 import type { Socket } from 'node:net'
 import type {
   ContextConfigDefault, FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest,
@@ -19,6 +19,7 @@ import type { InjectedWebSocket, InjectWSOptions } from './handshake/inject.js'
 import { type HandshakeRequest, kHandshake } from './handshake/upgrade.js'
 import fastifyRfc6455 from './index.js'
 import type { FastifyRfc6455Options } from './options.js'
+import { http } from './protocol/node-http.js'
 import type { PerMessageDeflateOptions } from './protocol/permessage-deflate.js'
 import type { WebSocket } from './socket/websocket.js'
 
@@ -435,7 +436,7 @@ function checkHandler (handler: unknown): WebsocketHandler {
 
 /** A handshake refused by `verifyClient`: `code` (401 by default) and its text, over plain HTTP. */
 function refuseClient (reply: FastifyReply, code: number, message?: string, headers?: Record<string, string>): void {
-  reply.code(code).headers(headers ?? {}).type('text/plain; charset=utf-8').send(message ?? STATUS_CODES[code] ?? '')
+  reply.code(code).headers(headers ?? {}).type('text/plain; charset=utf-8').send(message ?? http.STATUS_CODES[code] ?? '')
 }
 
 /** @fastify/websocket's default errorHandler for a handler's throw or rejection: log, and terminate the socket. */

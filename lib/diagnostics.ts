@@ -1,7 +1,8 @@
 import diagnostics from 'node:diagnostics_channel'
-import { STATUS_CODES, type IncomingMessage } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import type { FastifyRequest } from 'fastify'
 import type { ProtocolError } from './protocol/errors.js'
+import { http } from './protocol/node-http.js'
 import type { WebSocket, WebSocketStats } from './socket/websocket.js'
 
 /**
@@ -122,6 +123,6 @@ export function noteRefusal (request: IncomingMessage, reason: string): void {
 /** A handshake was answered with `status`; `reason` defaults to the one noted, else the status text. */
 export function publishRefused (request: IncomingMessage, status: number, reason?: string): void {
   if (!refusedChannel.hasSubscribers) return
-  const text = reason ?? (request as ReasonedRequest)[kRefusalReason] ?? STATUS_CODES[status] ?? ''
+  const text = reason ?? (request as ReasonedRequest)[kRefusalReason] ?? http.STATUS_CODES[status] ?? ''
   refusedChannel.publish({ request, status, reason: text } satisfies HandshakeRefusedMessage)
 }

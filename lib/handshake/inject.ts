@@ -1,7 +1,6 @@
 import { Buffer } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { publishRefused } from '../diagnostics.js'
@@ -11,6 +10,7 @@ import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js
 import { protocolError, type ProtocolError } from '../protocol/errors.js'
 import { encodeFrame } from '../protocol/frame.js'
 import { acceptKey, type HandshakeRefusal, refusalResponse } from '../protocol/handshake.js'
+import { http } from '../protocol/node-http.js'
 import { type MessageHandler, MessageReader } from '../protocol/message.js'
 import { FrameParser } from '../protocol/parser.js'
 import { ReadyState, toProtocolError, truncateReason } from '../protocol/session.js'
@@ -74,7 +74,7 @@ export function createInjector (fastify: FastifyInstance, matcher: RouteMatcher)
     await fastify.ready()
     const [clientEnd, serverEnd] = MemoryStream.pair()
     const key = randomBytes(16).toString('base64')
-    const request: HandshakeRequest = new IncomingMessage(serverEnd as unknown as Socket)
+    const request: HandshakeRequest = new http.IncomingMessage(serverEnd as unknown as Socket)
     request.method = 'GET'
     request.url = withQuery(path, options.query)
     request.httpVersionMajor = 1
@@ -100,7 +100,7 @@ export function createInjector (fastify: FastifyInstance, matcher: RouteMatcher)
   /** Hands the handshake to the app's router, answered on the pair's server end. */
   function route (request: HandshakeRequest, serverEnd: MemoryStream): void {
     request[kHandshake] = new UpgradeHandshake(new MemoryTransport(serverEnd), Buffer.alloc(0))
-    const response = new ServerResponse(request)
+    const response = new http.ServerResponse(request)
     response.shouldKeepAlive = false
     // The injected client reads a refusal's body up to the end of the stream.
     response.useChunkedEncodingByDefault = false

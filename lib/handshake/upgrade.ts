@@ -1,4 +1,4 @@
-import { type IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteGenericInterface } from 'fastify'
@@ -6,6 +6,7 @@ import { Connection } from '../transport/connection.js'
 import { noteRefusal, publishOpen, publishRefused } from '../diagnostics.js'
 import { bounded, notWebSocketRouteError, protocolChoiceError } from '../errors.js'
 import type { ResolvedOptions } from '../options.js'
+import { http } from '../protocol/node-http.js'
 import { negotiateDeflate, PerMessageDeflate } from '../protocol/permessage-deflate.js'
 import {
   type HandshakeAccept, type HandshakeOffer, type HandshakeRefusal, isRefusal, refusalResponse, switchingProtocols,
@@ -126,7 +127,7 @@ export function createUpgradeListener (fastify: FastifyInstance, matcher: RouteM
       return
     }
     checkOrigin(lookup.policies, request, fastify.log, () => {
-      const response = new ServerResponse(request)
+      const response = new http.ServerResponse(request)
       response.shouldKeepAlive = false
       try {
         response.assignSocket(socket)
