@@ -1,7 +1,8 @@
 /**
- * lib/protocol/frame.ts masking (RFC 6455 §5.3) on its long paths: the word
- * loop from 64 bytes, the WASM SIMD routine from 768 bytes (in 64 KiB
- * blocks), each checked against a byte-by-byte XOR around every threshold, at
+ * lib/protocol/frame.ts masking (RFC 6455 §5.3) on its long paths: Node's
+ * own routine from 128 bytes where Node has one (Node 26 and later);
+ * elsewhere the word loop from 64 bytes and the WASM SIMD routine from 768
+ * bytes (in 64 KiB blocks); each checked against a byte-by-byte XOR around every threshold, at
  * every byte offset and every position in the key; in place (`applyMask`)
  * and into another buffer (`unmaskInto`).
  */
@@ -10,7 +11,7 @@ import { test } from 'tap'
 import { applyMask, unmaskInto } from '../../lib/protocol/frame.js'
 import { naiveMask } from './helpers.js'
 
-const LENGTHS = [63, 64, 65, 767, 768, 769, 771, 783, 4096, 4111, 65535, 65536, 65537, 65536 * 2 + 13]
+const LENGTHS = [63, 64, 65, 127, 128, 129, 767, 768, 769, 771, 783, 4096, 4111, 65535, 65536, 65537, 65536 * 2 + 13]
 
 test('long payloads unmask like a byte-by-byte XOR', async (t) => {
   const mask = Buffer.from([0x9a, 0xbc, 0xde, 0xf1])
