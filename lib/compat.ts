@@ -19,7 +19,7 @@ import type { InjectedWebSocket, InjectWSOptions } from './handshake/inject.js'
 import { type HandshakeRequest, kHandshake } from './handshake/upgrade.js'
 import fastifyRfc6455 from './index.js'
 import type { FastifyRfc6455Options } from './options.js'
-import { http } from './protocol/node-http.js'
+import { http } from './node-http.js'
 import type { PerMessageDeflateOptions } from './protocol/permessage-deflate.js'
 import type { WebSocket } from './socket/websocket.js'
 

@@ -10,7 +10,7 @@ import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode } from '../protocol/constants.js
 import { protocolError, type ProtocolError } from '../protocol/errors.js'
 import { encodeFrame } from '../protocol/frame.js'
 import { acceptKey, type HandshakeRefusal, refusalResponse } from '../protocol/handshake.js'
-import { http } from '../protocol/node-http.js'
+import { http } from '../node-http.js'
 import { type MessageHandler, MessageReader } from '../protocol/message.js'
 import { FrameParser } from '../protocol/parser.js'
 import { ReadyState, toProtocolError, truncateReason } from '../protocol/session.js'

@@ -1,5 +1,4 @@
 import { Buffer } from 'node:buffer'
-import { http } from './node-http.js'
 
 export interface EncodeOptions {
   /** FIN bit; false for every fragment but the last (§5.4). Default true. */
@@ -195,7 +194,8 @@ interface NativeMask {
 }
 
 const native: NativeMask | null = (() => {
-  const { websocketMask, websocketUnmask } = http as unknown as { websocketMask?: NativeMask['mask'], websocketUnmask?: NativeMask['unmask'] }
+  // Pure functions that Node exports from node:http; taken without an ESM import of it (see lib/node-http.ts).
+  const { websocketMask, websocketUnmask } = process.getBuiltinModule('node:http') as unknown as { websocketMask?: NativeMask['mask'], websocketUnmask?: NativeMask['unmask'] }
   return typeof websocketMask === 'function' && typeof websocketUnmask === 'function'
     ? { mask: websocketMask, unmask: websocketUnmask }
     : null
