@@ -1,8 +1,8 @@
 import diagnostics from 'node:diagnostics_channel'
 import type { IncomingMessage } from 'node:http'
 import type { FastifyRequest } from 'fastify'
-import type { ProtocolError } from './protocol/errors.js'
 import { http } from './node-http.js'
+import type { ProtocolError } from './protocol/errors.js'
 import type { WebSocket, WebSocketStats } from './socket/websocket.js'
 
 /**
