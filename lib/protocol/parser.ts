@@ -46,8 +46,7 @@ const MAX_HEADER = 14
  */
 export class FrameParser {
   allowRsv1 = false
-  /** Where the frames go, as the constructor was given it. */
-  readonly sink: FrameSink
+  private readonly sink: FrameSink
   /** Bytes of masking key in a header: 4 when frames must be masked (from a client), 0 when they must not be. */
   private readonly maskBytes: 0 | 4
   /** Set while the sink works on a message asynchronously (inflation): input is held, in order. */

@@ -122,11 +122,6 @@ export class Session implements MessageHandler {
     }
   }
 
-  /** The message reader behind the parser; null before the first bytes. */
-  get reader (): MessageReader | null {
-    return this.parser === null ? null : this.parser.sink as MessageReader
-  }
-
   private startParsing (): FrameParser {
     const parser = new FrameParser(new MessageReader(this, this.maxPayload))
     parser.allowRsv1 = this.deflate !== null

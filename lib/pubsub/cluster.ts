@@ -66,8 +66,8 @@ export class ClusterRequests implements WebSocketCluster {
   private readonly cluster: BrokerCluster
   private readonly members: (topic: string) => Promise<PresenceMember[]>
 
-  constructor (broker: BrokerCluster, members: (topic: string) => Promise<PresenceMember[]>) {
-    this.cluster = broker
+  constructor (cluster: BrokerCluster, members: (topic: string) => Promise<PresenceMember[]>) {
+    this.cluster = cluster
     this.members = members
   }
 

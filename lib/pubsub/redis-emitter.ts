@@ -43,7 +43,7 @@ export interface RedisEmitterOptions extends RedisBrokerOptions {
 export class RedisEmitter extends ClusterRequests {
   private readonly broker: RedisBroker
   private readonly log: Pick<FastifyBaseLogger, 'error' | 'warn' | 'info'>
-  private started: boolean
+  private started = false
 
   /** Throws as `new RedisBroker(options)` does. */
   constructor (options: RedisEmitterOptions) {
@@ -53,7 +53,6 @@ export class RedisEmitter extends ClusterRequests {
     super(broker.cluster, async (topic) => (await broker.presence.members(topic, settings)).members)
     this.broker = broker
     this.log = log ?? { error: (obj: unknown, msg?: string) => { console.error(msg ?? obj, msg === undefined ? '' : obj) }, warn () {}, info () {} } as never
-    this.started = false
   }
 
   /** Connects; rejects with FST_WS_REDIS_CONNECT as RedisBroker.start() does. Call it once. */

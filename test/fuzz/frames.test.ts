@@ -12,7 +12,7 @@ import { FrameParser, type FrameSink } from '../../lib/protocol/parser.js'
 import type { Session } from '../../lib/protocol/session.js'
 import {
   applyPlan, byteChunks, checkProperty, chunkPlanArb, clientFrame, closeCodeOf, newSession, rawHeader, type RecordingIO,
-  splitAt, type Stream, streamOf
+  readerOf, splitAt, type Stream, streamOf
 } from '../protocol/helpers.js'
 
 // ---------------------------------------------------------------------------
@@ -389,9 +389,9 @@ function run (chunks: Buffer[]): string {
   const { session, io } = newSession(MAX_PAYLOAD)
   feedAll(session, chunks, () => {
     // White-box: the message buffer never exceeds maxPayload, a control payload never exceeds 125 bytes.
-    const buffered = session.reader?.['buffer']?.length ?? 0
+    const buffered = readerOf(session)?.['buffer']?.length ?? 0
     if (buffered > MAX_PAYLOAD) throw new Error(`message buffer of ${buffered} bytes`)
-    const control = session.reader?.['control']?.length ?? 0
+    const control = readerOf(session)?.['control']?.length ?? 0
     if (control > 125) throw new Error(`control buffer of ${control} bytes`)
   })
   return outcome(io)

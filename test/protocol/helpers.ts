@@ -6,6 +6,7 @@
 import fc from 'fast-check'
 import type { Test } from 'tap'
 import type { ProtocolError } from '../../lib/protocol/errors.js'
+import type { MessageReader } from '../../lib/protocol/message.js'
 import { Session, type SessionIO } from '../../lib/protocol/session.js'
 import { MASKING_KEY as RFC_MASK } from '../support/frames.js'
 
@@ -156,6 +157,11 @@ export function decodeServerFrame (header: Buffer, payload: Buffer): ServerFrame
   if (header.length !== headerLength) throw new Error(`header is ${header.length} bytes, expected ${headerLength}`)
   if (length !== payload.length) throw new Error(`header declares ${length} bytes, payload has ${payload.length}`)
   return { fin: (header[0] & 0x80) !== 0, rsv1: (header[0] & 0x40) !== 0, opcode: header[0] & 0x0f, payload }
+}
+
+/** White-box: the message reader behind a session's parser (its frame sink); null before the first bytes. */
+export function readerOf (session: Session): MessageReader | null {
+  return (session.parser?.['sink'] ?? null) as MessageReader | null
 }
 
 /** The close code of a written close frame, 1005 for an empty body. */
