@@ -101,7 +101,7 @@ export function chart (results: Results, date: Date): string | null {
     parts.push(text(x + 20, y, s.label, 'font-size="13"'))
     x += 34 + s.label.length * 7.5
   }
-  if (goals.some((t) => t.kind !== 'memory')) {
+  if (goals.some((t) => t.kind === 'echo' || t.kind === 'handshake')) {
     parts.push(`<line x1="${x}" y1="${y - 4}" x2="${x + 22}" y2="${y - 4}" stroke="${TARGET_COLOUR}" stroke-width="3"/>`)
     parts.push(text(x + 28, y, 'target (issue 12), on fastify-rfc6455\'s bar', 'font-size="13"'))
   }

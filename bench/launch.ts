@@ -34,9 +34,13 @@ export interface LaunchOptions {
 
 /** Starts `node --import tsx SCRIPT ARGS`, pinned, with the raised fd limit; the child's pid is node's. */
 export function launchNode (script: string, args: string[], options: LaunchOptions): ChildProcess {
-  const node = [process.execPath, '--import', 'tsx', ...(options.nodeFlags ?? []), script, ...args]
-  const command = PINNING === null || options.core === null ? node : ['taskset', '-c', String(options.core), ...node]
-  // `exec` keeps one process: the pid spawn() reports is node's.
+  return launch([process.execPath, '--import', 'tsx', ...(options.nodeFlags ?? []), script, ...args], options)
+}
+
+/** Starts `command` (a program and its arguments), pinned, with the raised fd limit; the child's pid is the program's. */
+export function launch (program: string[], options: LaunchOptions): ChildProcess {
+  const command = PINNING === null || options.core === null ? program : ['taskset', '-c', String(options.core), ...program]
+  // `exec` keeps one process: the pid spawn() reports is the program's.
   const child = spawn('sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', 'sh', ...command], {
     cwd: ROOT,
     env: { ...process.env, ...options.env },
@@ -67,7 +71,7 @@ export function stderrTail (child: ChildProcess): () => string {
   return () => tail.trim()
 }
 
-/** Resolves with the exit code once a child from launchNode has exited and its output has all been read. */
+/** Resolves with the exit code once a child from launch() has exited and its output has all been read. */
 export function exited (child: ChildProcess): Promise<number | null> {
   return closed.get(child) as Promise<number | null>
 }

@@ -31,6 +31,8 @@ export interface Results {
   /** Per server name: fan-out results in case order. */
   fanout: Record<string, PhaseResult[]>
   wsloadFanout: Record<string, WsloadResult[]>
+  /** Per server name, per round: the fan-out results of the Node client and of wsload, in case order. */
+  fanoutRounds?: Record<string, { phases: PhaseResult[][], wsload: WsloadResult[][] }>
   /**
    * Fan-out through Redis: the loaded run's result and the one with a single
    * publish in flight, or why the case did not run; undefined when not asked for.
@@ -145,6 +147,67 @@ function h2Target (rows: H2Row[] | undefined): TargetResult | null {
   }
 }
 
+/** Issue 23's fan-out targets, against uWebSockets' topics (Bun's server, `--bun`), in every round. */
+const FANOUT_PEER = 'bun'
+/** Deliveries/s: at least this × the peer's. */
+const FANOUT_GOAL = 1
+/** Publish → delivery p50: at most this × the peer's. */
+const FANOUT_P50_GOAL = 1.5
+
+/**
+ * The fan-out targets of every case that ours and Bun both ran: the worst
+ * round's ratio for deliveries/s and for p50 latency, each round's ratio
+ * taken within that round. The C client's figures when both servers have
+ * them (the Node client is the limit of ours), else the Node client's.
+ */
+function fanoutTargets (results: Results): TargetResult[] {
+  const ours = results.fanoutRounds?.[OURS]
+  const peer = results.fanoutRounds?.[FANOUT_PEER]
+  if (ours === undefined || peer === undefined) return []
+  const c = ours.wsload.length > 0 && ours.wsload.length === peer.wsload.length
+  const oursRounds: Array<Array<PhaseResult | WsloadResult>> = c ? ours.wsload : ours.phases
+  const peerRounds: Array<Array<PhaseResult | WsloadResult>> = c ? peer.wsload : peer.phases
+  if (oursRounds.length === 0 || oursRounds.length !== peerRounds.length) return []
+  const client = c ? 'wsload' : 'the Node client'
+  return oursRounds[0].flatMap((first, i) => {
+    const what = `${fanoutLabel(first.subscribers ?? 0, first.size)} fan-out`
+    const mine = oursRounds.map((round) => round[i])
+    const theirs = peerRounds.map((round) => round[i])
+    const notes = [...new Set(mine.flatMap((r, k) => [
+      ...(r.clientCpu >= CLIENT_BOUND_CPU ? [`ours client-bound in round ${k + 1}: its figure is a floor`] : []),
+      ...(theirs[k].clientCpu >= CLIENT_BOUND_CPU ? [`Bun client-bound in round ${k + 1}: its figure is a floor`] : [])
+    ]))]
+    return [
+      everyRound(`${what} ≥ ${FANOUT_GOAL}× Bun (uWebSockets) deliveries/s`, 'deliveries/s', client,
+        mine.map((r) => r.perSecond), theirs.map((r) => r.perSecond), FANOUT_GOAL, false, notes),
+      everyRound(`${what} p50 ≤ ${FANOUT_P50_GOAL}× Bun (uWebSockets)`, 'µs p50', client,
+        mine.map((r) => r.p50us), theirs.map((r) => r.p50us), FANOUT_P50_GOAL, true, notes)
+    ]
+  })
+}
+
+/** A fan-out target over rounds: met when every round's ratio meets `goal` (at most it when `atMost`); the worst round is shown. */
+function everyRound (target: string, unit: string, client: string, ours: number[], peer: number[], goal: number, atMost: boolean,
+  notes: string[]): TargetResult {
+  const ratios = ours.map((value, k) => peer[k] > 0 ? value / peer[k] : NaN)
+  const worse = (a: number, b: number): boolean => Number.isNaN(a) || (atMost ? a > b : a < b)
+  const worst = ratios.reduce((w, r, k) => worse(r, ratios[w]) ? k : w, 0)
+  return {
+    target: `${target} in each of ${ours.length} rounds`,
+    kind: 'fanout',
+    size: 0,
+    unit,
+    ours: ours[worst],
+    against: FANOUT_PEER,
+    reference: peer[worst],
+    ratio: ratios[worst],
+    goal,
+    atMost,
+    met: ratios.every((r) => atMost ? r <= goal : r >= goal),
+    notes: [`${client}; rounds ${ratios.map((r) => `${r.toFixed(2)}×`).join(', ')}`, ...notes]
+  }
+}
+
 /** The idle memory target: at most this many KiB of RSS per connection, with this many connections open. */
 const IDLE_TARGET_KB = 3.5
 const IDLE_TARGET_CONNS = 10000
@@ -153,10 +216,10 @@ const IDLE_TARGET_CONNS = 10000
 export interface TargetResult {
   /** What is aimed at, e.g. `1 MiB echo ≥ 1.2× ws MB/s`. */
   target: string
-  kind: 'echo' | 'handshake' | 'memory'
-  /** Echo payload bytes; 0 for handshakes and memory. */
+  kind: 'echo' | 'handshake' | 'memory' | 'fanout'
+  /** Echo payload bytes; 0 for handshakes, memory and fan-out. */
   size: number
-  /** Unit of `ours` and `reference`: MB/s, msg/s, handshakes/s, or KiB/conn (of RSS). */
+  /** Unit of `ours` and `reference`: MB/s, msg/s, handshakes/s, deliveries/s, µs p50, or KiB/conn (of RSS). */
   unit: string
   ours: number
   /** The server `ours` is divided by, or `limit` (memory: the target's KiB per connection). */
@@ -219,6 +282,7 @@ export function targets (results: Results): TargetResult[] {
   }
   const h2 = h2Target(results.h2)
   if (h2 !== null) out.push(h2)
+  out.push(...fanoutTargets(results))
   const memory = results.memory[OURS]
   if (memory !== undefined) {
     const ratio = memory.perConnKb / IDLE_TARGET_KB
@@ -244,7 +308,7 @@ export function targets (results: Results): TargetResult[] {
 }
 
 function renderTargets (results: Results, list: TargetResult[]): string[] {
-  const label = (name: string): string => results.servers.find((s) => s.name === name)?.label ?? name
+  const label = (name: string): string => [...results.servers, ...results.fanoutServers].find((s) => s.name === name)?.label ?? name
   const figure = (t: TargetResult, value: number): string =>
     t.kind === 'memory' ? `${value.toFixed(2)} KiB/conn` : `${integer(value)} ${t.unit}`
   const rows = list.map((t) => {
@@ -355,6 +419,7 @@ export function render (results: Results): string {
     )
   }
   if (Object.keys(results.fanout).length > 0) out.push('', ...renderFanout(results))
+  if (rows.length === 0 && goals.length > 0) out.push('', ...renderTargets(results, goals))
   if (results.redis !== undefined) out.push('', ...renderRedis(results.redis))
   if (results.h2 !== undefined) out.push('', ...renderH2(results.h2))
   if (results.overhead !== undefined) out.push('', ...renderOverhead(results.overhead))

@@ -21,8 +21,10 @@
  *                        Redis, the resume of 1,000 missed messages, a history topic's memory in the LocalBroker
  *   --baseline REF       the git ref `before` is built from (default 61a8f72, the commit before the observability
  *                        work); built with this tree's tsc and node_modules, kept in the temporary directory
- *   --servers a,b        only these (rfc6455, ws, fastify-websocket, net; fan-out has no net)
+ *   --servers a,b        only these (rfc6455, ws, fastify-websocket, net; fan-out has no net, and bun with --bun)
  *   --wsload PATH        also drive 16 B and 1 KiB echo and the fan-out cases with this wsload binary (C), to cross-check
+ *   --bun PATH           also run the fan-out on Bun, the `bun` program at PATH (bench/fanout-bun.ts: uWebSockets'
+ *                        topics), for the targets against uWebSockets; --servers calls it bun
  *   --profile            instead of the table: profile fastify-rfc6455 (node --cpu-prof)
  *                        through one 16 B echo run and summarize where its time goes
  *   --profile-server N   profile server N instead (implies --profile); rfc6455-h2c: ours over HTTP/2 streams (h2c)
@@ -49,7 +51,7 @@ import { describeMachine } from './proc.js'
 import { profileServer } from './profile.js'
 import { redisMissing, runRedisFanout } from './redis.js'
 import { fanoutLabel, render, sizeLabel, targets, type Results } from './report.js'
-import { BASELINE, FANOUT_SERVERS, H2C_SERVER, SERVERS, Server, type ServerSpec } from './servers.js'
+import { BASELINE, FANOUT_SERVERS, H2C_SERVER, SERVERS, Server, bunFanoutServer, type ServerSpec } from './servers.js'
 import type { EchoPhase, FanoutPhase, HandshakePhase, Phase, PhaseResult } from './types.js'
 import { runWsload, runWsloadFanout, type WsloadResult } from './wsload.js'
 
@@ -59,6 +61,7 @@ const { values: options } = parseArgs({
     cases: { type: 'string' },
     servers: { type: 'string' },
     wsload: { type: 'string' },
+    bun: { type: 'string' },
     profile: { type: 'boolean', default: false },
     'profile-server': { type: 'string' },
     'profile-run': { type: 'string' },
@@ -122,7 +125,10 @@ if (unknownCase !== undefined) throw new Error(`--cases: no case ${unknownCase} 
 const wanted = options.servers?.split(',').map((name) => name.trim())
 const chosen = (specs: ServerSpec[]): ServerSpec[] => specs.filter((spec) => wanted === undefined || wanted.includes(spec.name))
 const servers = cases.includes('echo') ? chosen(SERVERS) : []
-const fanoutServers = cases.includes('fanout') ? chosen(FANOUT_SERVERS) : []
+// Bun right after ours: the two measured back to back in every round, as a pair.
+const fanoutServers = cases.includes('fanout')
+  ? chosen(options.bun === undefined ? FANOUT_SERVERS : [FANOUT_SERVERS[0], bunFanoutServer(options.bun), ...FANOUT_SERVERS.slice(1)])
+  : []
 if (servers.length + fanoutServers.length === 0 && !['redis', 'h2', 'overhead', 'recovery', 'presence'].some((name) => cases.includes(name))) {
   throw new Error(`--servers: none of ${SERVERS.map((s) => s.name).join(', ')}`)
 }
@@ -150,7 +156,8 @@ if (servers.length > 0) {
 }
 if (fanoutServers.length > 0) {
   setup.push(`fan-out: N subscriber connections on one topic, then one publisher keeping ${FANOUT_WINDOW} binary messages ` +
-    'in flight (its own copy, which the server sends last, acknowledges each); the server sends every message to every ' +
+    'in flight (its own copy acknowledges each: ours sends it at the end of the read that carried the publish, before ' +
+    'the subscribers\' on the next tick; ws and @fastify/websocket last, in their loop\'s order); the server sends every message to every ' +
     'connection; deliveries/s counts the subscribers\' (not the publisher\'s); ' +
     `${TIMES.fanout[1]} s measured after ${TIMES.fanout[0]} s warm-up` +
     (ROUNDS > 1 ? `; ${ROUNDS} rounds, each figure from the round with the highest rate` : ''))
@@ -307,6 +314,7 @@ if (fanoutServers.length > 0) {
   } finally {
     await Promise.all(running.map((server) => server.stop()))
   }
+  results.fanoutRounds = fanoutRounds
   for (const [name, mine] of Object.entries(fanoutRounds)) {
     results.fanout[name] = fanoutPhases.map((_, i) => best(mine.phases.map((round) => round[i])))
     if (mine.wsload.length > 0) results.wsloadFanout[name] = fanoutPhases.map((_, i) => best(mine.wsload.map((round) => round[i])))
@@ -354,6 +362,6 @@ if (svg !== null) {
 }
 
 if (options.json !== undefined) {
-  writeFileSync(options.json, JSON.stringify({ ...results, targets: targets(results), rounds, fanoutRounds, redisRounds }, null, 2) + '\n')
+  writeFileSync(options.json, JSON.stringify({ ...results, targets: targets(results), rounds, redisRounds }, null, 2) + '\n')
   log(`figures written to ${options.json}`)
 }

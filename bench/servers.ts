@@ -1,5 +1,5 @@
 /**
- * The four echo servers, the three fan-out servers, and their processes.
+ * The four echo servers, the three fan-out servers (four with Bun's), and their processes.
  * Our echo runs as users would run it, through examples/echo.ts (which
  * imports the built package, dist/); the other echoes through
  * bench/echo-server.ts, every fan-out through bench/fanout-server.ts (ours
@@ -10,7 +10,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { pathToFileURL } from 'node:url'
 import {
-  BENCH, PINNING, ROOT, exited, freePort, launchNode, onLines, pin, stderrTail, waitForPort
+  BENCH, PINNING, ROOT, exited, freePort, launch, launchNode, onLines, pin, stderrTail, waitForPort
 } from './launch.js'
 import { MEMORY_MARKER } from './types.js'
 
@@ -27,6 +27,12 @@ export interface ServerSpec {
   env?: Record<string, string>
   /** The load client script, when not bench/client.ts (HTTP/1.1 over TCP): bench/h2client.ts for HTTP/2. */
   client?: string
+  /**
+   * The program that runs `script`, for a server that is not Node's: it
+   * gets the same core, environment and fd limit, but not the bench's hooks,
+   * so its idle memory is not measured (fan-out only).
+   */
+  runtime?: string
 }
 
 export const SERVERS: ServerSpec[] = [
@@ -53,6 +59,15 @@ export const FANOUT_SERVERS: ServerSpec[] = [
   { name: 'ws', label: 'ws', script: `${BENCH}fanout-server.ts`, args: ['ws'], raw: false },
   { name: 'fastify-websocket', label: '@fastify/websocket', script: `${BENCH}fanout-server.ts`, args: ['fastify-websocket'], raw: false }
 ]
+
+/**
+ * The fan-out server on Bun (bench/fanout-bun.ts), run by the `bun` program
+ * at `bun`: uWebSockets' topics, for the fan-out targets set against
+ * uWebSockets (the bench's `--bun PATH`).
+ */
+export function bunFanoutServer (bun: string): ServerSpec {
+  return { name: 'bun', label: 'Bun (uWebSockets)', script: `${BENCH}fanout-bun.ts`, args: [], raw: false, runtime: bun }
+}
 
 /** The server every ratio is taken against. */
 export const BASELINE = 'ws'
@@ -103,11 +118,14 @@ export class Server {
 
   private static async launch (spec: ServerSpec, nodeFlags: string[], core: number | null): Promise<Server> {
     const port = await freePort()
-    const child = launchNode(spec.script, spec.args, {
-      core,
-      env: { ...spec.env, PORT: String(port), MAX_PAYLOAD },
-      nodeFlags: [...nodeFlags, '--expose-gc', '--import', pathToFileURL(`${BENCH}server-hooks.ts`).href]
-    })
+    const env = { ...spec.env, PORT: String(port), MAX_PAYLOAD }
+    const child = spec.runtime !== undefined
+      ? launch([spec.runtime, spec.script, ...spec.args], { core, env })
+      : launchNode(spec.script, spec.args, {
+        core,
+        env,
+        nodeFlags: [...nodeFlags, '--expose-gc', '--import', pathToFileURL(`${BENCH}server-hooks.ts`).href]
+      })
     const server = new Server(spec, port, child)
     const failed = exited(child).then((code) => {
       throw new Error(`${spec.label} exited (code ${code}) before listening:\n${server.stderr()}`)
