@@ -1,7 +1,7 @@
 import diagnostics from 'node:diagnostics_channel'
 import type { IncomingMessage } from 'node:http'
 import type { FastifyRequest } from 'fastify'
-import { http } from './node-http.js'
+import { http } from './builtins.js'
 import type { ProtocolError } from './protocol/errors.js'
 import type { WebSocket, WebSocketStats } from './socket/websocket.js'
 

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http'
-import { inspect } from 'node:util'
+import { inspect } from './builtins.js'
 import type { FastifyRequest } from 'fastify'
 import type { ConnectionLimits } from './transport/connection.js'
 import { invalidOptionError, unknownOptionError } from './errors.js'

@@ -6,7 +6,7 @@ import { Connection } from '../transport/connection.js'
 import { noteRefusal, publishOpen, publishRefused } from '../diagnostics.js'
 import { bounded, notWebSocketRouteError, protocolChoiceError } from '../errors.js'
 import type { ResolvedOptions } from '../options.js'
-import { http } from '../node-http.js'
+import { http } from '../builtins.js'
 import { negotiateDeflate, PerMessageDeflate } from '../protocol/permessage-deflate.js'
 import {
   type HandshakeAccept, type HandshakeOffer, type HandshakeRefusal, isRefusal, refusalResponse, switchingProtocols,

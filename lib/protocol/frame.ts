@@ -194,7 +194,7 @@ interface NativeMask {
 }
 
 const native: NativeMask | null = (() => {
-  // Pure functions that Node exports from node:http; taken without an ESM import of it (see lib/node-http.ts).
+  // Pure functions that Node exports from node:http; taken without an ESM import of it (see lib/builtins.ts).
   const { websocketMask, websocketUnmask } = process.getBuiltinModule('node:http') as unknown as { websocketMask?: NativeMask['mask'], websocketUnmask?: NativeMask['unmask'] }
   return typeof websocketMask === 'function' && typeof websocketUnmask === 'function'
     ? { mask: websocketMask, unmask: websocketUnmask }

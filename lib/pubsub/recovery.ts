@@ -5,7 +5,7 @@
  * and no duplicate.
  */
 import { Buffer } from 'node:buffer'
-import { inspect } from 'node:util'
+import { inspect } from '../builtins.js'
 import type { FastifyBaseLogger } from 'fastify'
 import { historyUnavailableError, invalidOptionError } from '../errors.js'
 import { CloseCode, Opcode } from '../protocol/constants.js'

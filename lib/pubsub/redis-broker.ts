@@ -6,7 +6,7 @@
  */
 import { Buffer } from 'node:buffer'
 import { randomBytes } from 'node:crypto'
-import { inspect } from 'node:util'
+import { inspect } from '../builtins.js'
 import {
   createClient, createCluster, RESP_TYPES,
   type RedisClientOptions, type RedisClusterOptions

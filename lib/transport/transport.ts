@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer'
 import { constants, type ServerHttp2Stream } from 'node:http2'
 import type { Socket } from 'node:net'
-import { TLSSocket } from 'node:tls'
+import { TLSSocket } from '../builtins.js'
 import { Duplex } from 'node:stream'
 
 /**

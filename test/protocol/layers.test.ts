@@ -3,8 +3,9 @@
  * - No import circle anywhere in lib/, type-only imports included, as dpdm
  *   (a maintained dependency analyser) finds them.
  * - Each folder imports only the layers below it (the table below) and the
- *   root modules every layer shares (errors.ts; options.ts, diagnostics.ts
- *   and node-http.ts for the handshakes). The root glue may import anything.
+ *   root modules they share (errors.ts; builtins.ts, Node modules taken
+ *   without an ESM import; options.ts and diagnostics.ts for the
+ *   handshakes). The root glue may import anything.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -18,10 +19,10 @@ const LIB = resolve(dirname(fileURLToPath(import.meta.url)), '../../lib')
 /** What each layer may import: folders under lib/, or root modules as `errors.ts`. */
 const ALLOWED: Record<string, string[]> = {
   protocol: ['protocol'],
-  transport: ['protocol', 'transport'],
+  transport: ['protocol', 'transport', 'builtins.ts'],
   socket: ['protocol', 'transport', 'socket', 'errors.ts'],
-  pubsub: ['protocol', 'socket', 'pubsub', 'errors.ts'],
-  handshake: ['protocol', 'transport', 'socket', 'handshake', 'errors.ts', 'options.ts', 'diagnostics.ts', 'node-http.ts']
+  pubsub: ['protocol', 'socket', 'pubsub', 'errors.ts', 'builtins.ts'],
+  handshake: ['protocol', 'transport', 'socket', 'handshake', 'errors.ts', 'options.ts', 'diagnostics.ts', 'builtins.ts']
 }
 
 function libFiles (dir: string): string[] {
