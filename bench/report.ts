@@ -164,11 +164,11 @@ function fanoutTargets (results: Results): TargetResult[] {
   const ours = results.fanoutRounds?.[OURS]
   const peer = results.fanoutRounds?.[FANOUT_PEER]
   if (ours === undefined || peer === undefined) return []
-  const c = ours.wsload.length > 0 && ours.wsload.length === peer.wsload.length
-  const oursRounds: Array<Array<PhaseResult | WsloadResult>> = c ? ours.wsload : ours.phases
-  const peerRounds: Array<Array<PhaseResult | WsloadResult>> = c ? peer.wsload : peer.phases
+  const fromWsload = ours.wsload.length > 0 && ours.wsload.length === peer.wsload.length
+  const oursRounds: Array<Array<PhaseResult | WsloadResult>> = fromWsload ? ours.wsload : ours.phases
+  const peerRounds: Array<Array<PhaseResult | WsloadResult>> = fromWsload ? peer.wsload : peer.phases
   if (oursRounds.length === 0 || oursRounds.length !== peerRounds.length) return []
-  const client = c ? 'wsload' : 'the Node client'
+  const client = fromWsload ? 'wsload' : 'the Node client'
   return oursRounds[0].flatMap((first, i) => {
     const what = `${fanoutLabel(first.subscribers ?? 0, first.size)} fan-out`
     const mine = oursRounds.map((round) => round[i])

@@ -2,10 +2,10 @@
  * The four echo servers, the three fan-out servers (four with Bun's), and their processes.
  * Our echo runs as users would run it, through examples/echo.ts (which
  * imports the built package, dist/); the other echoes through
- * bench/echo-server.ts, every fan-out through bench/fanout-server.ts (ours
- * with the built package too). Every server gets the same Node, the same
- * tsx loader, the same core, the hooks of bench/server-hooks.ts, and a
- * maxPayload of 16 MiB.
+ * bench/echo-server.ts, the fan-outs through bench/fanout-server.ts (ours
+ * with the built package too), and Bun's through bench/fanout-bun.ts. Every
+ * server gets the same core and a maxPayload of 16 MiB; every Node server
+ * the same Node, the same tsx loader and the hooks of bench/server-hooks.ts.
  */
 import type { ChildProcess } from 'node:child_process'
 import { pathToFileURL } from 'node:url'
