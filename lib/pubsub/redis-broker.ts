@@ -279,6 +279,8 @@ export class RedisBroker implements Broker {
   private readonly topics = new Set<string>()
   /** Topics whose subscription state on Redis may differ from `topics`: sent again when the connection is ready. */
   private readonly unsynced = new Set<string>()
+  /** Per topic, its unsubscribe that Redis has not answered yet; settled either way. */
+  private readonly leaving = new Map<string, Promise<void>>()
   private link: Link | undefined
   /** What arrives from the channels is checked before any socket sees it. */
   private readonly checks: EnvelopeChecks
@@ -579,8 +581,12 @@ export class RedisBroker implements Broker {
       this.unsynced.add(topic)
       return
     }
+    // A subscribe sent before the channel's unsubscribe is answered would be lost: node-redis takes it
+    // as done (the channel still has its listener), then drops the listener with the answer.
+    const leaving = this.leaving.get(topic)
+    if (leaving !== undefined) return leaving.then(() => this.sync(topic, retry))
     const channel = this.prefix + topic
-    const sent = this.topics.has(topic) ? link.subscribe(channel, this.onMessage) : link.unsubscribe(channel)
+    const sent = this.topics.has(topic) ? link.subscribe(channel, this.onMessage) : this.leave(topic, link.unsubscribe(channel))
     return sent.then(() => {
       if (retry && this.topics.has(topic)) this.context?.resubscribed(topic)
     }, (err: unknown) => {
@@ -589,6 +595,15 @@ export class RedisBroker implements Broker {
       // Sent again on the next `ready`; or, if the connection stayed up (a cluster slot moved), after a second.
       this.retryTimer ??= setTimeout(this.resync, 1000)
     })
+  }
+
+  /** Keeps `unsubscribe` (of `topic`'s channel) in `leaving` until Redis answered it. */
+  private leave (topic: string, unsubscribe: Promise<void>): Promise<void> {
+    const answered = unsubscribe.then(() => {}, () => {}).then(() => {
+      if (this.leaving.get(topic) === answered) this.leaving.delete(topic)
+    })
+    this.leaving.set(topic, answered)
+    return unsubscribe
   }
 
   private readonly resync = (): void => {

@@ -9,7 +9,7 @@ import { createClient } from 'redis'
 import type { BrokerContext, BrokerMessage } from '../../lib/index.js'
 import { RedisBroker, type RedisBrokerOptions } from '../../lib/pubsub/redis.js'
 import { delay, withTimeout, type Teardown } from '../support/app.js'
-import { rawCommand, skipWithoutRedis, startRedis, subscriberCounts, waitFor, type LogLine } from '../support/redis.js'
+import { rawCommand, skipWithoutRedis, startCluster, startRedis, subscriberCounts, waitFor, type LogLine } from '../support/redis.js'
 
 
 /** A started broker with what it delivered and logged; closed at teardown. */
@@ -96,6 +96,37 @@ test('a channel is subscribed only while its topic has a local subscriber; class
     'no sharded topic channel left')
   t.same(channelNames(await rawCommand(redis.port, 'PUBSUB', 'CHANNELS')).sort(), ['app1/\0control', `app1/\0reply\0${'x'.repeat(32)}`, `app1/\0reply\0${'x'.repeat(32)}`],
     'no classic topic channel left')
+})
+
+test('a topic that loses its last subscriber and gains one before Redis answered stays subscribed: one server, sharded and classic, and a cluster', { skip: skipWithoutRedis }, async (t) => {
+  const redis = await startRedis(t)
+  const cluster = await startCluster(t, 3)
+  const setups: Array<{ name: string, options: RedisBrokerOptions, sharded: boolean, port: (channel: string) => Promise<number> }> = [
+    { name: 'sharded', options: { url: redis.url }, sharded: true, port: async () => redis.port },
+    { name: 'classic', options: { url: redis.url, sharded: false }, sharded: false, port: async () => redis.port },
+    { name: 'cluster', options: { cluster: { rootNodes: cluster.rootNodes } }, sharded: true, port: (channel) => cluster.portOf(channel) }
+  ]
+  for (const { name, options, sharded, port } of setups) {
+    const a = await broker(t, options)
+    const b = await broker(t, options)
+    const topic = `again:${name}`
+    const channel = `ws:${topic}`
+    const count = async () => (await subscriberCounts(await port(channel), sharded, [channel])).get(channel)
+    a.broker.subscribe(topic)
+    await waitFor(async () => await count() === 1, `${name}: the subscription`)
+    // The last socket leaves and a new one comes in the same tick (a page that reconnects): the unsubscribe is still unanswered.
+    a.broker.unsubscribe(topic)
+    await a.broker.subscribe(topic)
+    t.equal(await count(), 1, `${name}: subscribed in Redis once the subscribe resolved`)
+    b.broker.publish(text(topic, 'after'))
+    await waitFor(() => a.delivered.length === 1, `${name}: the message published after`)
+    t.same(a.delivered.map((m) => m.payload.toString()), ['after'], `${name}: delivered`)
+    // Subscribed again, then left, before any answer: left.
+    a.broker.unsubscribe(topic)
+    a.broker.subscribe(topic)
+    a.broker.unsubscribe(topic)
+    await waitFor(async () => await count() === 0, `${name}: unsubscribed at last`)
+  }
 })
 
 /** The channel names of a RESP array reply, each broker's 32 hex digits of id as x's. */
