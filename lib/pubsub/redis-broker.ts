@@ -224,7 +224,8 @@ interface Link {
  * Each topic with a local subscriber is one channel, `prefix + topic`,
  * subscribed with `SSUBSCRIBE` (sharded, default) or `SUBSCRIBE` while the
  * topic has a subscriber on this instance and unsubscribed
- * (`SUNSUBSCRIBE`/`UNSUBSCRIBE`) when its last one leaves. A publish is one
+ * (`SUNSUBSCRIBE`/`UNSUBSCRIBE`) when its last one leaves; a topic that gains
+ * a subscriber again subscribes once Redis answered that. A publish is one
  * `SPUBLISH`/`PUBLISH channel envelope` on one connection (per cluster
  * shard), pipelined, so one instance's messages to one topic arrive
  * everywhere in the order it published them.
