@@ -96,7 +96,7 @@ function everyRoundTarget (results: Results, size: number): TargetResult | null 
   const ws = at('ws')
   if (ours.length === 0 || ours.length !== ws.length) return null
   const ratios = ours.map((value, i) => ws[i] > 0 ? value / ws[i] : NaN)
-  const worst = ratios.reduce((w, r, i) => Number.isNaN(r) || r < ratios[w] ? i : w, 0)
+  const worst = worstRound(ratios, false)
   const spread = (Math.max(...ours) - Math.min(...ours)) / Math.max(...ours)
   return {
     target: `${sizeLabel(size)} echo ≥ ${EVERY_ROUND_GOAL}× ws MB/s in each of ${ours.length} rounds, spread < ${EVERY_ROUND_SPREAD * 100} %`,
@@ -112,6 +112,12 @@ function everyRoundTarget (results: Results, size: number): TargetResult | null 
     met: ratios.every((r) => r >= EVERY_ROUND_GOAL) && spread < EVERY_ROUND_SPREAD,
     notes: [`rounds ${ratios.map((r) => `${r.toFixed(2)}×`).join(', ')}; ours' spread ${Math.round(spread * 100)} %`]
   }
+}
+
+/** The index of the worst of `ratios`: the lowest, or the highest when `atMost`; a NaN (nothing measured) first. */
+function worstRound (ratios: number[], atMost: boolean): number {
+  const worse = (a: number, b: number): boolean => Number.isNaN(a) || (atMost ? a > b : a < b)
+  return ratios.reduce((w, r, i) => worse(r, ratios[w]) ? i : w, 0)
 }
 
 /** Issue 23's HTTP/2 target: 64 KiB echo over one h2c connection at least this × the same over HTTP/1.1. */
@@ -190,8 +196,7 @@ function fanoutTargets (results: Results): TargetResult[] {
 function everyRound (target: string, unit: string, client: string, ours: number[], peer: number[], goal: number, atMost: boolean,
   notes: string[]): TargetResult {
   const ratios = ours.map((value, k) => peer[k] > 0 ? value / peer[k] : NaN)
-  const worse = (a: number, b: number): boolean => Number.isNaN(a) || (atMost ? a > b : a < b)
-  const worst = ratios.reduce((w, r, k) => worse(r, ratios[w]) ? k : w, 0)
+  const worst = worstRound(ratios, atMost)
   return {
     target: `${target} in each of ${ours.length} rounds`,
     kind: 'fanout',
