@@ -72,7 +72,8 @@ const Flag = {
  * does not: batching of writes, flow control and timers.
  *
  * Writes queued while a chunk is being handled, or during one tick, leave in a
- * single system call: copied into one buffer up to 4 KiB; over plain TCP,
+ * single system call (a chunk's at its end, unless it also wrote to other
+ * connections: then in their pass, after theirs): copied into one buffer up to 4 KiB; over plain TCP,
  * small frames up to 64 KiB in all into a buffer shared by every connection,
  * used again once the kernel took a write whole; corked above. The
  * connections written to during a tick are flushed together on the next one;
@@ -131,7 +132,11 @@ export class Connection implements SessionIO {
     this.flags |= Flag.Receiving
     this.session.receive(chunk)
     this.flags &= ~Flag.Receiving
-    this.flush()
+    // A read that queued frames on other connections too (a publish) has its
+    // own written in the same pass, after theirs: a publisher gets its copy
+    // once every local subscriber's has gone to the kernel.
+    if (dirty.length > 0 && this.pending !== null) this.scheduleFlush()
+    else this.flush()
   }
 
   /**
@@ -198,10 +203,14 @@ export class Connection implements SessionIO {
       pending.push(payload)
       this.pendingBytes += payload.length
     }
-    if ((this.flags & (Flag.Receiving | Flag.FlushScheduled)) === 0) {
-      this.flags |= Flag.FlushScheduled
-      if (dirty.push(this) === 1) process.nextTick(flushDirty)
-    }
+    if ((this.flags & Flag.Receiving) === 0) this.scheduleFlush()
+  }
+
+  /** Puts the connection in `dirty`, to be flushed with the others on the next tick. */
+  private scheduleFlush (): void {
+    if ((this.flags & Flag.FlushScheduled) !== 0) return
+    this.flags |= Flag.FlushScheduled
+    if (dirty.push(this) === 1) process.nextTick(flushDirty)
   }
 
   hold (on: boolean): void {

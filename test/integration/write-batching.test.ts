@@ -3,12 +3,14 @@
  * queued the same frames (a fan-out) share one copy of them, whatever their
  * size, while a socket whose frames differ gets its own bytes; a 'drain'
  * listener that sends during that flush is flushed too; small frames copied
- * into the buffer shared over plain TCP survive a socket keeping them.
+ * into the buffer shared over plain TCP survive a socket keeping them; a read
+ * that publishes has its own frames written after the subscribers' copies.
  */
 import { test } from 'tap'
 import Fastify from 'fastify'
 import fastifyRfc6455, { broadcast, type WebSocket } from '../../lib/index.js'
-import { start, withTimeout } from './helpers.js'
+import { Opcode } from '../../lib/protocol/constants.js'
+import { clientFrame, start, withTimeout } from './helpers.js'
 
 async function roomApp (t: Parameters<typeof start>[0], options: object = {}) {
   const app = Fastify()
@@ -85,4 +87,33 @@ test('frames a slow reader\'s socket keeps are not overwritten by the next tick\
     if (frame.payload.equals(payload(index))) intact++
   }
   t.equal(intact, sent, `all ${sent} frames intact and in order`)
+})
+
+test('a read that publishes gets its own frames written after every subscriber\'s copy', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyRfc6455)
+  let open = 0
+  app.get('/room', { ws: true }, (socket) => {
+    socket.subscribe('room')
+    open++
+    socket.on('message', (data) => {
+      app.websocket.publish('room', data)
+      socket.send('published')
+    })
+  })
+  const h = await start(t, app)
+  const subscribers = []
+  for (let i = 0; i < 8; i++) subscribers.push(await h.rawWebSocket('/room'))
+  const publisher = await h.rawWebSocket('/room')
+  await withTimeout((async () => { while (open < 9) await new Promise((resolve) => setTimeout(resolve, 5)) })(), 'nine sockets')
+  // The server's writes reach these sockets, in this process, in the order it made them.
+  const arrivals: string[] = []
+  subscribers.forEach((client, index) => client.socket.once('data', () => arrivals.push(`subscriber ${index}`)))
+  publisher.socket.once('data', () => arrivals.push('publisher'))
+  publisher.socket.write(clientFrame(Opcode.Text, 'hello'))
+  for (const client of subscribers) t.equal((await client.readFrame()).payload.toString(), 'hello')
+  t.same([(await publisher.readFrame()).payload.toString(), (await publisher.readFrame()).payload.toString()], ['hello', 'published'],
+    'the publisher\'s copy, then its reply')
+  t.equal(arrivals.length, 9)
+  t.equal(arrivals.indexOf('publisher'), 8, `the publisher's frames came last: ${arrivals.join(', ')}`)
 })
