@@ -300,9 +300,18 @@ export class PerMessageDeflate {
 }
 
 /**
- * One message compressed once for every connection that can share the
- * output: the fan-out of a publish (gorilla/websocket calls the idea a
- * prepared message). With server_no_context_takeover (RFC 7692 §7.1.1.1)
+ * A payload of at most this many bytes is copied behind its frame header in
+ * a PreparedMessage: every connection of a fan-out then queues one buffer
+ * per message instead of two (measured: 1,000 subscribers × 128 B, 2-20 %
+ * more deliveries/s, 3-17 % less server CPU per delivery).
+ */
+const JOINED_PAYLOAD_BYTES = 1024
+
+/**
+ * One message framed once, and compressed once, for every connection that
+ * can share the bytes: the fan-out of a publish (gorilla/websocket calls the
+ * idea a prepared message). Uncompressed, every connection writes `head`
+ * then `tail`. With server_no_context_takeover (RFC 7692 §7.1.1.1)
  * each message is compressed from an empty LZ77 window, so its bytes depend
  * only on the payload and the compressor's settings (`shareKey`): the first
  * connection with a given key starts one compression, the others with that
@@ -312,6 +321,10 @@ export class PerMessageDeflate {
 export class PreparedMessage {
   readonly opcode: number
   readonly payload: Buffer
+  /** The uncompressed frame's first bytes: its header (RFC 6455 §5.2), with the payload behind it when that is at most JOINED_PAYLOAD_BYTES. */
+  readonly head: Buffer
+  /** The rest of the uncompressed frame: the payload, or nothing when `head` holds it. */
+  readonly tail: Buffer
   /** Per shareKey, the shared compression; created on the first connection that needs one. */
   private shared: Map<string, SharedCompression> | null = null
 
@@ -319,6 +332,14 @@ export class PreparedMessage {
   constructor (opcode: number, payload: Buffer) {
     this.opcode = opcode
     this.payload = payload
+    const header = encodeHeader(opcode, payload.length)
+    if (payload.length > JOINED_PAYLOAD_BYTES) {
+      this.head = header
+      this.tail = payload
+    } else {
+      this.head = Buffer.concat([header, payload], header.length + payload.length)
+      this.tail = EMPTY
+    }
   }
 
   /**

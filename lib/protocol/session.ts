@@ -131,17 +131,18 @@ export class Session implements MessageHandler {
 
   /**
    * Sends one unfragmented message; with permessage-deflate and `compress`,
-   * compressed (RSV1 set, RFC 7692 §6). `header`: the frame header already
-   * encoded for this payload uncompressed (a broadcast frames once).
-   * `prepared`: the same message as a PreparedMessage, whose compressed
-   * output connections with the same settings share (a publish).
+   * compressed (RSV1 set, RFC 7692 §6). `prepared`: the same message as a
+   * PreparedMessage (a publish), whose uncompressed frame is written as it
+   * was encoded once and whose compressed output connections with the same
+   * settings share.
    * Dropped, returning false, once a close frame was sent ("the endpoint
    * MUST NOT send any further data frames", RFC 6455 §5.5.1).
    */
-  sendMessage (opcode: number, payload: Buffer, compress: boolean, header?: Buffer, prepared?: PreparedMessage): boolean {
+  sendMessage (opcode: number, payload: Buffer, compress: boolean, prepared?: PreparedMessage): boolean {
     if (this.closeSent) return false
-    if (this.outgoing === null && !compress) this.writeFrame(opcode, payload, false, header)
-    else this.enqueue({ opcode, payload, compress: compress && this.deflate !== null, prepared })
+    if (this.outgoing !== null || compress) this.enqueue({ opcode, payload, compress: compress && this.deflate !== null, prepared })
+    else if (prepared === undefined) this.writeFrame(opcode, payload, false)
+    else this.io.write(prepared.head, prepared.tail)
     return true
   }
 

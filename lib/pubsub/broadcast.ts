@@ -1,5 +1,4 @@
 import { Opcode } from '../protocol/constants.js'
-import { encodeHeader } from '../protocol/frame.js'
 import { PreparedMessage } from '../protocol/permessage-deflate.js'
 import { toPayload, type SendOptions, type WebSocketData } from '../socket/payload.js'
 import type { WebSocket } from '../socket/websocket.js'
@@ -31,11 +30,10 @@ export function broadcastPayload (
   compress: boolean | undefined,
   except?: WebSocket
 ): number {
-  const header = encodeHeader(opcode, payload.length)
   const prepared = new PreparedMessage(opcode, payload)
   let sent = 0
   for (const socket of sockets) {
-    if (socket !== except && socket.deliver(opcode, payload, compress, header, prepared)) sent++
+    if (socket !== except && socket.deliver(opcode, payload, compress, prepared)) sent++
   }
   return sent
 }

@@ -230,11 +230,11 @@ export class TopicHistories {
     stream.pending.delete(socket)
     for (const message of replay) {
       const encoded = this.encode(stream, message)
-      if (encoded !== null) socket.deliver(encoded.opcode, encoded.payload, message.compress, undefined)
+      if (encoded !== null) socket.deliver(encoded.opcode, encoded.payload, message.compress)
     }
     const { offset, epoch } = answer.position
     for (const message of held) {
-      if (message.position.offset > offset || message.position.epoch !== epoch) socket.deliver(message.opcode, message.payload, message.compress, undefined)
+      if (message.position.offset > offset || message.position.epoch !== epoch) socket.deliver(message.opcode, message.payload, message.compress)
     }
     const last = stream.last
     if (last === null || (last.epoch === epoch && last.offset < offset)) stream.ahead.set(socket, offset)

@@ -238,7 +238,7 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
    */
   send (data: WebSocketData, options?: SendOptions): boolean {
     const opcode = typeof data === 'string' ? Opcode.Text : Opcode.Binary
-    return this.deliver(opcode, toPayload(data), options?.compress, undefined) && this.writable()
+    return this.deliver(opcode, toPayload(data), options?.compress) && this.writable()
   }
 
   /**
@@ -257,19 +257,16 @@ export class WebSocket<Message = Buffer, Send = unknown> extends EventEmitter<We
 
   /**
    * @internal Queues a message already turned into bytes; true when it was
-   * queued (the socket is OPEN and under `maxBackpressure`). `header`: its
-   * frame header, encoded once for many sockets; used unless this socket
-   * compresses the message. `prepared`: the message of a fan-out, whose
+   * queued (the socket is OPEN and under `maxBackpressure`). `prepared`:
+   * the message of a fan-out, framed once for many sockets, whose
    * compression sockets with the same settings share.
    */
-  deliver (opcode: number, payload: Buffer, compress: boolean | undefined, header: Buffer | undefined, prepared?: PreparedMessage): boolean {
+  deliver (opcode: number, payload: Buffer, compress: boolean | undefined, prepared?: PreparedMessage): boolean {
     const session = this.connection.session
     if (session.readyState !== ReadyState.OPEN) return false
     const deflate = session.deflate
-    if (deflate !== null && (compress ?? payload.length >= deflate.threshold)) {
-      return this.connection.send(opcode, payload, true, undefined, prepared)
-    }
-    return this.connection.send(opcode, payload, false, header)
+    const compressed = deflate !== null && (compress ?? payload.length >= deflate.threshold)
+    return this.connection.send(opcode, payload, compressed, prepared)
   }
 
   /** The topics this socket is subscribed to, read-only (subscribe and unsubscribe change it). */

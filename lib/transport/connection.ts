@@ -141,17 +141,17 @@ export class Connection implements SessionIO {
 
   /**
    * Sends one message, compressed when `compress` and permessage-deflate is
-   * on; `header` is its frame header when already encoded; `prepared` the
-   * same message compressed once for many connections (a publish). Past `maxBackpressure` bytes of backlog the connection fails with 1008
-   * instead. Returns false when the message was not queued.
+   * on; `prepared` is the same message framed, and compressed, once for many
+   * connections (a publish). Past `maxBackpressure` bytes of backlog the
+   * connection fails with 1008 instead. Returns false when the message was not queued.
    */
-  send (opcode: number, payload: Buffer, compress: boolean, header?: Buffer, prepared?: PreparedMessage): boolean {
+  send (opcode: number, payload: Buffer, compress: boolean, prepared?: PreparedMessage): boolean {
     if (this.bufferedAmount > this.limits.maxBackpressure) {
       this.session.fail(new ProtocolError('WS_ERR_BACKPRESSURE', CloseCode.PolicyViolation,
         `unsent backlog over maxBackpressure of ${this.limits.maxBackpressure} bytes`))
       return false
     }
-    if (!this.session.sendMessage(opcode, payload, compress, header, prepared)) return false
+    if (!this.session.sendMessage(opcode, payload, compress, prepared)) return false
     this.messagesOut++
     return true
   }
