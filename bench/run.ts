@@ -156,8 +156,8 @@ if (servers.length > 0) {
 }
 if (fanoutServers.length > 0) {
   setup.push(`fan-out: N subscriber connections on one topic, then one publisher keeping ${FANOUT_WINDOW} binary messages ` +
-    'in flight (its own copy acknowledges each: ours sends it at the end of the read that carried the publish, before ' +
-    'the subscribers\' on the next tick; ws and @fastify/websocket last, in their loop\'s order); the server sends every message to every ' +
+    'in flight (its own copy acknowledges each: ours sends it after the subscribers\' copies, in the same pass on the ' +
+    'next tick; ws and @fastify/websocket last, in their loop\'s order); the server sends every message to every ' +
     'connection; deliveries/s counts the subscribers\' (not the publisher\'s); ' +
     `${TIMES.fanout[1]} s measured after ${TIMES.fanout[0]} s warm-up` +
     (ROUNDS > 1 ? `; ${ROUNDS} rounds, each figure from the round with the highest rate` : ''))
