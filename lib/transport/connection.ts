@@ -134,7 +134,7 @@ export class Connection implements SessionIO {
     this.flags &= ~Flag.Receiving
     // A read that queued frames on other connections too (a publish) has its
     // own written in the same pass, after theirs: a publisher gets its copy
-    // once every local subscriber's has gone to the kernel.
+    // once every local subscriber's has been written to its socket.
     if (dirty.length > 0 && this.pending !== null) this.scheduleFlush()
     else this.flush()
   }
