@@ -72,13 +72,14 @@ const Flag = {
  * does not: batching of writes, flow control and timers.
  *
  * Writes queued while a chunk is being handled, or during one tick, leave in a
- * single system call (a chunk's at its end, unless it also wrote to other
- * connections: then in their pass, after theirs): copied into one buffer up to 4 KiB; over plain TCP,
+ * single system call: copied into one buffer up to 4 KiB; over plain TCP,
  * small frames up to 64 KiB in all into a buffer shared by every connection,
- * used again once the kernel took a write whole; corked above. The
- * connections written to during a tick are flushed together on the next one;
- * when they queued the same frames (a fan-out), small frames are copied
- * together once for all of them, however many bytes they add up to. Reading pauses
+ * used again once the kernel took a write whole; corked above. A chunk's
+ * writes leave at its end. The connections written to during a tick are
+ * flushed together on the next one, in the order they were written to, and
+ * a chunk that also wrote to others (a publish) joins that pass, last. When
+ * they queued the same frames (a fan-out), small frames are copied together
+ * once for all of them, however many bytes they add up to. Reading pauses
  * while the unsent backlog is over `highWaterMark` and resumes once it is written.
  */
 export class Connection implements SessionIO {
